@@ -1,0 +1,1 @@
+"""SQLite and PostgreSQL through SQLAlchemy Core (async), with Alembic migrations."""

@@ -1,0 +1,100 @@
+"""The async engine, and the two ways to use it: ``read()`` and ``write()``.
+
+SQLite allows one writer at a time; writes in this process are serialized by a lock and open
+with ``BEGIN IMMEDIATE`` so that two transactions never deadlock upgrading their locks, and
+WAL mode lets reads go on meanwhile. PostgreSQL needs neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from chat4all.domain.errors import Unavailable
+
+
+# errors that mean "the database cannot take work now", not "this statement is wrong"
+_OUTAGES = (OperationalError, InterfaceError, OSError)
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            _ensure_sqlite_dir(url)
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside a transaction, committed when the block exits cleanly."""
+        if self._write_lock is None:
+            async with self._connect() as conn, conn.begin():
+                yield conn
+            return
+        async with self._write_lock, self._connect(immediate=True) as conn, conn.begin():
+            yield conn
+
+    @asynccontextmanager
+    async def _connect(self, *, immediate: bool = False) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.connect() as conn:
+                if immediate:
+                    await conn.execution_options(sqlite_begin_immediate=True)
+                yield conn
+        except _OUTAGES as exc:
+            raise Unavailable("the database is not reachable") from exc
+
+    async def ping(self) -> None:
+        async with self.read() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    path = sa.engine.make_url(url).database
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # we emit BEGIN ourselves (below) so that the driver never opens transactions on its own
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a committed transaction survives a crash of the process
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        immediate = conn.get_execution_options().get("sqlite_begin_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

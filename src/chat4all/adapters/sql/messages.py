@@ -1,0 +1,250 @@
+"""MessageStore on SQL: messages, deliveries (one per recipient × channel), status history."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from chat4all.adapters.sql.database import Database
+from chat4all.adapters.sql.schema import conversations, deliveries, messages, status_history
+from chat4all.domain.models import Delivery, Message, StatusChange
+from chat4all.domain.status import DeliveryStatus, lower_statuses, steps_to
+from chat4all.ports import NewMessage, PersistResult
+
+_MESSAGE_COLUMNS = (
+    messages.c.message_id,
+    messages.c.conversation_id,
+    messages.c.sequence_number,
+    messages.c.sender,
+    messages.c.recipients,
+    messages.c.channels,
+    messages.c.payload,
+    messages.c.metadata,
+    messages.c.created_at,
+)
+
+
+class SqlMessageStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def persist_batch(self, batch: Sequence[NewMessage], *, at: datetime) -> PersistResult:
+        unique: dict[str, NewMessage] = {}
+        for m in batch:
+            unique.setdefault(m.message_id, m)
+        if not unique:
+            return PersistResult(new=[], known=[])
+        async with self._db.write() as conn:
+            known_rows = (
+                await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(messages.c.message_id.in_(list(unique))))
+            ).all()
+            known = [_message(r) for r in known_rows]
+            fresh = [m for m in unique.values() if m.message_id not in {k.message_id for k in known}]
+            stored = await self._insert(conn, fresh, at)
+        return PersistResult(new=stored, known=known)
+
+    async def _insert(self, conn: Any, fresh: list[NewMessage], at: datetime) -> list[Message]:
+        by_conversation: dict[str, list[NewMessage]] = defaultdict(list)
+        for m in fresh:
+            by_conversation[m.conversation_id].append(m)
+        stored: list[Message] = []
+        message_rows: list[dict[str, Any]] = []
+        delivery_rows: list[dict[str, Any]] = []
+        history_rows: list[dict[str, Any]] = []
+        for conversation_id, group in by_conversation.items():
+            # the row lock taken by this UPDATE serializes routers that briefly overlap
+            last = await conn.scalar(
+                sa.update(conversations)
+                .where(conversations.c.conversation_id == conversation_id)
+                .values(last_seq=conversations.c.last_seq + len(group))
+                .returning(conversations.c.last_seq)
+            )
+            if last is None:  # the conversation is gone: nothing to deliver to
+                continue
+            for seq, m in enumerate(group, start=last - len(group) + 1):
+                message_rows.append(
+                    {
+                        "message_id": m.message_id,
+                        "conversation_id": conversation_id,
+                        "sequence_number": seq,
+                        "sender": m.sender,
+                        "recipients": list(m.recipients),
+                        "channels": list(m.channels),
+                        "payload": m.payload,
+                        "metadata": m.metadata,
+                        "created_at": m.created_at,
+                        "persisted_at": at,
+                    }
+                )
+                for username, channel in m.targets:
+                    delivery_rows.append(
+                        {
+                            "message_id": m.message_id,
+                            "username": username,
+                            "channel": channel,
+                            "conversation_id": conversation_id,
+                            "sequence_number": seq,
+                            "status": DeliveryStatus.SENT.value,
+                            "updated_at": at,
+                        }
+                    )
+                    history_rows.append(
+                        {
+                            "message_id": m.message_id,
+                            "username": username,
+                            "channel": channel,
+                            "status": DeliveryStatus.SENT.value,
+                            "at": at,
+                        }
+                    )
+                stored.append(
+                    Message(
+                        message_id=m.message_id,
+                        conversation_id=conversation_id,
+                        sequence_number=seq,
+                        sender=m.sender,
+                        recipients=tuple(m.recipients),
+                        channels=tuple(m.channels),
+                        payload=m.payload,
+                        metadata=m.metadata,
+                        created_at=m.created_at,
+                    )
+                )
+        if message_rows:
+            await conn.execute(sa.insert(messages), message_rows)
+        if delivery_rows:
+            await conn.execute(sa.insert(deliveries), delivery_rows)
+            await conn.execute(sa.insert(status_history), history_rows)
+        return stored
+
+    async def get_message(self, message_id: str) -> Message | None:
+        async with self._db.read() as conn:
+            row = (await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(messages.c.message_id == message_id))).first()
+        return _message(row) if row else None
+
+    async def list_messages(self, conversation_id: str, *, viewer: str, since: int, limit: int) -> list[Message]:
+        addressed_to_viewer = (
+            sa.select(deliveries.c.message_id)
+            .where(deliveries.c.message_id == messages.c.message_id, deliveries.c.username == viewer)
+            .exists()
+        )
+        query = (
+            sa.select(*_MESSAGE_COLUMNS)
+            .where(
+                messages.c.conversation_id == conversation_id,
+                messages.c.sequence_number > since,
+                sa.or_(messages.c.sender == viewer, addressed_to_viewer),
+            )
+            .order_by(messages.c.sequence_number)
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            return [_message(r) for r in await conn.execute(query)]
+
+    async def deliveries(self, message_id: str) -> list[Delivery]:
+        d = deliveries
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                sa.select(d.c.message_id, d.c.username, d.c.channel, d.c.status, d.c.updated_at, d.c.error)
+                .where(d.c.message_id == message_id)
+                .order_by(d.c.username, d.c.channel)
+            )
+            return [Delivery(**r._mapping) for r in rows]
+
+    async def history(self, message_id: str) -> list[StatusChange]:
+        h = status_history
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                sa.select(h.c.message_id, h.c.username, h.c.channel, h.c.status, h.c.at, h.c.detail)
+                .where(h.c.message_id == message_id)
+                .order_by(h.c.id)
+            )
+            return [StatusChange(**r._mapping) for r in rows]
+
+    async def pending_for(
+        self, username: str, *, channel: str, after: tuple[str, int] | None, limit: int
+    ) -> list[Message]:
+        d = deliveries
+        condition = sa.and_(
+            d.c.username == username, d.c.channel == channel, d.c.status == DeliveryStatus.SENT.value
+        )
+        if after is not None:
+            conversation_id, seq = after
+            condition = sa.and_(
+                condition,
+                sa.or_(
+                    d.c.conversation_id > conversation_id,
+                    sa.and_(d.c.conversation_id == conversation_id, d.c.sequence_number > seq),
+                ),
+            )
+        query = (
+            sa.select(*_MESSAGE_COLUMNS)
+            .select_from(d.join(messages, messages.c.message_id == d.c.message_id))
+            .where(condition)
+            .order_by(d.c.conversation_id, d.c.sequence_number)
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            return [_message(r) for r in await conn.execute(query)]
+
+    async def advance(
+        self,
+        *,
+        username: str,
+        channel: str,
+        message_ids: Sequence[str],
+        status: DeliveryStatus,
+        at: datetime,
+        detail: str | None = None,
+    ) -> list[tuple[Message, list[StatusChange]]]:
+        d = deliveries
+        movable = [s.value for s in lower_statuses(status)]
+        if not message_ids or not movable:
+            return []
+        where = (
+            d.c.username == username,
+            d.c.channel == channel,
+            d.c.message_id.in_(set(message_ids)),
+            d.c.status.in_(movable),
+        )
+        async with self._db.write() as conn:
+            current = (
+                await conn.execute(sa.select(d.c.message_id, d.c.status).where(*where).with_for_update())
+            ).all()
+            if not current:
+                return []
+            await conn.execute(
+                sa.update(d).where(*where).values(status=status.value, updated_at=at, error=detail)
+            )
+            changes: dict[str, list[StatusChange]] = {}
+            for row in current:
+                changes[row.message_id] = [
+                    StatusChange(
+                        message_id=row.message_id, username=username, channel=channel, status=s, at=at, detail=detail
+                    )
+                    for s in steps_to(DeliveryStatus(row.status), status)
+                ]
+            await conn.execute(
+                sa.insert(status_history),
+                [c.model_dump(mode="python") | {"status": c.status.value} for cs in changes.values() for c in cs],
+            )
+            moved = await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(messages.c.message_id.in_(list(changes))))
+            return [(m, changes[m.message_id]) for m in map(_message, moved)]
+
+
+def _message(row: sa.Row) -> Message:
+    return Message(
+        message_id=row.message_id,
+        conversation_id=row.conversation_id,
+        sequence_number=row.sequence_number,
+        sender=row.sender,
+        recipients=tuple(row.recipients),
+        channels=tuple(row.channels),
+        payload=row.payload,
+        metadata=row.metadata,
+        created_at=row.created_at,
+    )

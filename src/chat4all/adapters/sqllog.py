@@ -1,0 +1,203 @@
+"""EventLog in the database: the durable log of the embedded profile.
+
+Appends are group-committed: concurrent ``append`` calls that arrive while a write is in flight
+go together in the next transaction, and each caller returns only once its record is
+committed, so a 202 means the message survives a crash of the process.
+
+Offsets are the table's autoincrement key, so they grow in commit order (SQLite has one writer;
+on PostgreSQL the append takes a transaction-scoped advisory lock per topic). Records are
+partitioned by a hash of their key, and consumer groups keep one committed offset per partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from chat4all.adapters.sql.database import Database
+from chat4all.adapters.sql.schema import consumer_offsets, event_log
+from chat4all.domain.errors import Chat4AllError, Unavailable
+from chat4all.domain.ids import utcnow
+from chat4all.ports import LogRecord
+
+
+def partition_for(key: str, partitions: int) -> int:
+    return zlib.crc32(key.encode()) % partitions
+
+
+class SqlEventLog:
+    def __init__(self, db: Database, *, partitions: int, poll_interval_s: float = 0.2) -> None:
+        self._db = db
+        self.partitions = partitions
+        self.poll_interval_s = poll_interval_s
+        self._pending: list[tuple[str, Sequence[tuple[str, bytes]], asyncio.Future[None]]] = []
+        self._kick = asyncio.Event()
+        self._appended = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def running(self) -> bool:
+        return self._flusher is not None and not self._flusher.done() and not self._closing
+
+    async def start(self) -> None:
+        self._closing = False
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_forever(), name="sqllog-flusher")
+
+    async def close(self) -> None:
+        """Writes what was handed over, then stops; later appends are refused."""
+        if self._flusher is None:
+            return
+        self._closing = True
+        self._kick.set()
+        await self._flusher
+        self._flusher = None
+
+    async def append(self, topic: str, key: str, value: bytes) -> None:
+        await self.append_many(topic, ((key, value),))
+
+    async def append_many(self, topic: str, records: Sequence[tuple[str, bytes]]) -> None:
+        if not records:
+            return
+        if self._flusher is None or self._closing:
+            raise Unavailable("the event log is not running")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((topic, records, future))
+        self._kick.set()
+        await future
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            batch, self._pending = self._pending, []
+            if batch:
+                await self._flush(batch)
+            if self._closing and not self._pending:
+                return
+
+    async def _flush(self, batch: list[tuple[str, Sequence[tuple[str, bytes]], asyncio.Future[None]]]) -> None:
+        try:
+            await self._write(batch)
+        except Exception as exc:  # every waiting caller learns that its append failed
+            error = exc if isinstance(exc, Chat4AllError) else Unavailable("the event log could not be written")
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for _, _, future in batch:
+            if not future.done():
+                future.set_result(None)
+        appended, self._appended = self._appended, asyncio.Event()
+        appended.set()
+
+    async def _write(self, batch: list[tuple[str, Sequence[tuple[str, bytes]], Any]]) -> None:
+        now = utcnow()
+        rows = [
+            {"topic": topic, "partition": partition_for(key, self.partitions), "key": key, "value": value, "appended_at": now}
+            for topic, records, _ in batch
+            for key, value in records
+        ]
+        async with self._db.write() as conn:
+            if not self._db.is_sqlite:
+                for topic in sorted({r["topic"] for r in rows}):
+                    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(zlib.crc32(topic.encode()))))
+            await conn.execute(sa.insert(event_log), rows)
+
+    async def wait_for_appends(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._appended.wait(), timeout_s)
+
+    def consumer(self, topic: str, group: str) -> SqlLogConsumer:
+        return SqlLogConsumer(self, self._db, topic=topic, group=group)
+
+
+class SqlLogConsumer:
+    """Reads every partition of a topic for one consumer group."""
+
+    def __init__(self, log: SqlEventLog, db: Database, *, topic: str, group: str) -> None:
+        self._log = log
+        self._db = db
+        self.topic = topic
+        self.group = group
+        self._next: dict[int, int] = {}  # partition → next offset to hand out
+        # offsets are global, so one scan position serves every partition
+        self._cursor = 0
+
+    async def start(self) -> None:
+        t = consumer_offsets
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                sa.select(t.c.partition, t.c.next_offset).where(t.c.group_id == self.group, t.c.topic == self.topic)
+            )
+            committed = {r.partition: r.next_offset for r in rows}
+        self._next = {p: committed.get(p, 0) for p in range(self._log.partitions)}
+        # a batch is committed as a whole, so nothing below the lowest committed offset is pending
+        self._cursor = min(committed.values(), default=0)
+
+    async def poll(self, *, max_records: int, timeout_s: float) -> list[LogRecord]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            records = await self._read(max_records)
+            remaining = deadline - loop.time()
+            if records or remaining <= 0:
+                return records
+            await self._log.wait_for_appends(min(remaining, self._log.poll_interval_s))
+
+    async def _read(self, max_records: int) -> list[LogRecord]:
+        e = event_log
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(e.c.offset, e.c.partition, e.c.key, e.c.value)
+                    .where(e.c.topic == self.topic, e.c.offset >= self._cursor)
+                    .order_by(e.c.offset)
+                    .limit(max_records)
+                )
+            ).all()
+        if rows:
+            self._cursor = rows[-1].offset + 1
+        records = [
+            LogRecord(topic=self.topic, partition=r.partition, offset=r.offset, key=r.key, value=bytes(r.value))
+            for r in rows
+            if r.offset >= self._next.get(r.partition, 0)
+        ]
+        for r in records:
+            self._next[r.partition] = r.offset + 1
+        return records
+
+    async def commit(self, records: Sequence[LogRecord]) -> None:
+        upto: dict[int, int] = {}
+        for r in records:
+            upto[r.partition] = max(upto.get(r.partition, 0), r.offset + 1)
+        if not upto:
+            return
+        t = consumer_offsets
+        async with self._db.write() as conn:
+            for partition, next_offset in upto.items():
+                key = (t.c.group_id == self.group, t.c.topic == self.topic, t.c.partition == partition)
+                updated = await conn.execute(
+                    sa.update(t).where(*key, t.c.next_offset < next_offset).values(next_offset=next_offset)
+                )
+                if updated.rowcount == 0:
+                    exists = await conn.scalar(sa.select(sa.func.count()).select_from(t).where(*key))
+                    if not exists:
+                        await conn.execute(
+                            sa.insert(t).values(
+                                group_id=self.group, topic=self.topic, partition=partition, next_offset=next_offset
+                            )
+                        )
+
+    async def seek(self, partition: int, offset: int) -> None:
+        self._next[partition] = offset
+        self._cursor = min(self._cursor, offset)
+
+    async def stop(self) -> None:
+        return None

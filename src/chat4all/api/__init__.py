@@ -1,0 +1,1 @@
+"""The HTTP + WebSocket API (FastAPI). Routes parse, authorize and call one service function."""

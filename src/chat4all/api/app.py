@@ -1,0 +1,70 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from chat4all import __version__
+from chat4all.api import ws
+from chat4all.api.errors import install_error_handlers
+from chat4all.api.middleware import BodyLimit, RequestContext
+from chat4all.api.routes import auth, conversations, health, messages, presence, users
+from chat4all.api.schemas import PasswordGrant, RefreshGrant
+from chat4all.config import Settings
+from chat4all.runtime import Role, Runtime, build_runtime
+
+DESCRIPTION = """One API to reach people in-app and on external channels.
+
+Authenticate with `POST /v1/auth/token` (or the **Authorize** button), then send with
+`POST /v1/messages` and receive over the WebSocket `/v1/ws`. Every error has the shape
+`{"error": {"code", "message", "details", "trace_id"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, role: Role = Role.ALL, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = runtime or build_runtime(settings, role)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Chat4All",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/api-docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    for module in (health, auth, users, conversations, messages, presence):
+        app.include_router(module.router)
+    app.include_router(ws.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, access_log=settings.access_log)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    # the token endpoint parses its body by content type itself; publish the two grant shapes
+    for model in (PasswordGrant, RefreshGrant):
+        components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,35 @@
+"""Annotated dependencies shared by the routes: the services and the calling user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from chat4all.domain.errors import Unauthenticated
+from chat4all.runtime import Runtime, Services
+
+# tokenUrl makes Swagger UI's "Authorize" post the OAuth2 password form to our token endpoint
+_bearer = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.runtime.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def current_user(services: ServicesDep, token: Annotated[str | None, Depends(_bearer)]) -> str:
+    if not token:
+        raise Unauthenticated("send an access token: Authorization: Bearer <token>")
+    return services.auth.authenticate(token)
+
+
+CurrentUser = Annotated[str, Depends(current_user)]

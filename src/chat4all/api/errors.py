@@ -1,0 +1,113 @@
+"""Every error leaves as ``{"error": {code, message, details, trace_id}}`` (SPEC §2).
+
+Covers the domain's errors, FastAPI's request validation, Starlette's own 404/405, and anything
+unexpected (a 500 that says nothing internal and is logged with its trace_id).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from chat4all.api.responses import JSON
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chat4all.api.schemas import ErrorResponse
+from chat4all.domain import errors as e
+from chat4all.observability.logging import get_logger
+from chat4all.observability.tracing import current_trace_id
+
+log = get_logger(__name__)
+
+STATUS_OF: dict[type[e.Chat4AllError], int] = {
+    e.Unauthenticated: 401,
+    e.Forbidden: 403,
+    e.NotFound: 404,
+    e.Conflict: 409,
+    e.PayloadTooLarge: 413,
+    e.InvalidInput: 422,
+    e.Unavailable: 503,
+}
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def status_of(error: e.Chat4AllError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]  # type: ignore[index]
+    return 400
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSON:
+    body = {"error": {"code": code, "message": message, "details": details, "trace_id": current_trace_id()}}
+    return JSON(body, status_code=status, headers=headers)
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for err in exc.errors():
+        item = {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        details.append(item)
+    return details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(e.Chat4AllError)
+    async def _domain(_: Request, exc: e.Chat4AllError) -> JSON:
+        status = status_of(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status == 503:
+            headers = {"Retry-After": "1"}
+        return error_response(status, exc.code, exc.message, exc.details, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSON:
+        details = _validation_details(exc)
+        if any(d["type"] == "json_invalid" for d in details):
+            return error_response(400, "malformed_json", "the request body is not valid JSON", details)
+        return error_response(422, "validation_error", "the request does not match the schema", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSON:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if exc.status_code == 404:
+            message = "no such resource"
+        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSON:
+        log.exception("unhandled error", error=type(exc).__name__)
+        return error_response(500, "internal", "something went wrong on our side; it has been logged")
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can answer."""
+    descriptions = {
+        400: "Malformed request",
+        401: "Missing, invalid or expired token",
+        403: "Not allowed",
+        404: "Not found, or not visible to you",
+        409: "Conflict",
+        413: "Too large",
+        422: "Validation error",
+        503: "A dependency is unavailable",
+    }
+    return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}

@@ -1,0 +1,106 @@
+"""Pure ASGI middleware: trace context, access log, HTTP metrics, and the request size limit."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chat4all.api.errors import error_response
+from chat4all.domain.errors import PayloadTooLarge
+from chat4all.observability import metrics
+from chat4all.observability.logging import get_logger
+from chat4all.observability.tracing import continue_trace, current_traceparent, trace_id_of
+
+log = get_logger("chat4all.http")
+
+
+class RequestContext:
+    """Gives every request a traceparent (continued from the caller's, or new), times it,
+    counts it by route template and status, and logs one line for it."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or ())
+        traceparent = continue_trace(headers.get(b"traceparent", b"").decode("latin-1") or None)
+        token = current_traceparent.set(traceparent)
+        trace_id = trace_id_of(traceparent) or ""
+        started = time.perf_counter()
+        status_holder: dict[str, int] = {"status": 500}
+
+        async def send_with_trace(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-trace-id", trace_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_trace)
+        finally:
+            current_traceparent.reset(token)
+            if scope["type"] == "http":
+                self._observe(scope, status_holder["status"], time.perf_counter() - started, trace_id)
+
+    def _observe(self, scope: Scope, status: int, elapsed: float, trace_id: str) -> None:
+        route: Any = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope["method"]
+        metrics.HTTP_REQUESTS.labels(method, template, str(status)).inc()
+        metrics.HTTP_LATENCY.labels(method, template).observe(elapsed)
+        if self.access_log:
+            log.info(
+                "request",
+                method=method,
+                path=scope["path"],
+                route=template,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+                trace_id=trace_id,
+            )
+
+
+class BodyLimit:
+    """Refuses request bodies over ``max_bytes`` (declared or streamed) with 413."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers") or ():
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await _too_large(scope, send, self.max_bytes)
+                return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise PayloadTooLarge(f"the request body is larger than {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+async def _too_large(scope: Scope, send: Send, max_bytes: int) -> None:
+
+    response = error_response(413, "payload_too_large", f"the request body is larger than {max_bytes} bytes")
+    await response(scope, _noop_receive, send)
+
+
+async def _noop_receive() -> Message:
+    return {"type": "http.disconnect"}

@@ -1,0 +1,185 @@
+"""Request and response bodies of the public contract (SPEC §2), as they appear in OpenAPI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chat4all.domain.models import Password, Payload, Username
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["validation_error"])
+    message: str
+    details: Any = None
+    trace_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+# auth ------------------------------------------------------------------------------------------
+
+
+class RegisterRequest(Strict):
+    username: Username = Field(examples=["alice"])
+    password: Password = Field(examples=["correct horse battery"])
+
+
+class UserCreated(BaseModel):
+    username: str
+    created_at: datetime
+
+
+class PasswordGrant(Strict):
+    grant_type: Literal["password"] = "password"
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=128)
+    scope: str | None = None  # sent by OAuth2 clients such as Swagger UI; ignored
+    client_id: str | None = None
+    client_secret: str | None = None
+
+
+class RefreshGrant(Strict):
+    grant_type: Literal["refresh_token"]
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+# users -----------------------------------------------------------------------------------------
+
+
+class Me(BaseModel):
+    username: str
+    created_at: datetime
+    channels: dict[str, str] = Field(examples=[{"telegram": "123456789"}])
+
+
+class ChannelMapping(Strict):
+    external_id: str = Field(min_length=1, max_length=255, examples=["123456789"])
+
+
+class ChannelMapped(BaseModel):
+    channel: str
+    external_id: str
+
+
+# conversations ---------------------------------------------------------------------------------
+
+
+class CreateConversation(Strict):
+    type: Literal["private", "group"]
+    members: list[Username] = Field(min_length=1, max_length=1000)
+    name: str | None = Field(None, max_length=200)
+    metadata: dict[str, Any] | None = None
+
+
+class ConversationOut(BaseModel):
+    conversation_id: str
+    type: Literal["private", "group"]
+    name: str | None
+    members: list[str]
+    created_by: str
+    created_at: datetime
+    metadata: dict[str, Any]
+
+
+class ConversationList(BaseModel):
+    items: list[ConversationOut]
+    next_cursor: str | None
+
+
+# messages --------------------------------------------------------------------------------------
+
+
+class SendMessage(Strict):
+    message_id: str | None = Field(None, description="UUID; generated when absent", max_length=64)
+    conversation_id: str = Field(max_length=64)
+    from_: str | None = Field(None, alias="from", max_length=64)
+    to: list[str] | None = Field(None, max_length=1000)
+    channels: list[str] | None = Field(None, max_length=10, examples=[["internal"]])
+    payload: Payload
+    metadata: dict[str, Any] | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class MessageAccepted(BaseModel):
+    message_id: str
+    conversation_id: str
+    status: str = Field(examples=["accepted"])
+    duplicate: bool | None = None
+
+
+class MessageOut(BaseModel):
+    message_id: str
+    conversation_id: str
+    sequence_number: int
+    from_: str = Field(alias="from")
+    to: list[str]
+    channels: list[str]
+    payload: dict[str, Any]
+    metadata: dict[str, Any]
+    created_at: datetime
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class MessageList(BaseModel):
+    items: list[MessageOut]
+    next_since: int | None
+
+
+class RecipientStatus(BaseModel):
+    username: str
+    channel: str
+    status: Literal["SENT", "DELIVERED", "READ", "FAILED"]
+    updated_at: datetime
+    error: str | None = None
+
+
+class HistoryEntry(BaseModel):
+    status: Literal["SENT", "DELIVERED", "READ", "FAILED"]
+    at: datetime
+    username: str
+    channel: str
+    detail: str | None = None
+
+
+class MessageStatusOut(BaseModel):
+    message_id: str
+    status: Literal["SENT", "DELIVERED", "READ", "FAILED"]
+    recipients: list[RecipientStatus]
+    history: list[HistoryEntry]
+
+
+class Receipt(Strict):
+    message_ids: list[str] = Field(min_length=1, max_length=1000)
+    status: Literal["delivered", "read"]
+
+
+# presence & health -----------------------------------------------------------------------------
+
+
+class PresenceOut(BaseModel):
+    username: str
+    status: Literal["online", "offline"]
+    last_seen: datetime | None
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

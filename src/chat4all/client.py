@@ -1,0 +1,180 @@
+"""A small typed async client of the public API, used by the tests, demos and the bench.
+
+    async with Chat4AllClient("http://127.0.0.1:8080") as c:
+        await c.register("alice", "secret-password")
+        await c.login("alice", "secret-password")
+        conv = await c.create_conversation("private", ["bob"])
+        await c.send_text(conv["conversation_id"], "hi")
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncio
+
+import httpx
+import orjson
+import websockets
+
+
+class ApiError(Exception):
+    """An error answer of the API, in the contract's shape."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class Chat4AllClient:
+    def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 10.0, **httpx_kwargs: Any) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.access_token = token
+        self.refresh_token: str | None = None
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, **httpx_kwargs)
+
+    async def __aenter__(self) -> Chat4AllClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    # plumbing --------------------------------------------------------------------------------
+
+    async def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), **kwargs: Any) -> Any:
+        headers = kwargs.pop("headers", {})
+        if self.access_token and "authorization" not in {k.lower() for k in headers}:
+            headers["Authorization"] = f"Bearer {self.access_token}"
+        response = await self._http.request(method, path, headers=headers, **kwargs)
+        if response.status_code not in expect:
+            raise _error(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    # auth ------------------------------------------------------------------------------------
+
+    async def register(self, username: str, password: str) -> dict[str, Any]:
+        return await self.request("POST", "/v1/auth/register", json={"username": username, "password": password}, expect=(201,))
+
+    async def login(self, username: str, password: str) -> dict[str, Any]:
+        tokens = await self.request("POST", "/v1/auth/token", json={"username": username, "password": password})
+        self._keep(tokens)
+        return tokens
+
+    async def refresh(self, refresh_token: str | None = None) -> dict[str, Any]:
+        body = {"grant_type": "refresh_token", "refresh_token": refresh_token or self.refresh_token}
+        tokens = await self.request("POST", "/v1/auth/token", json=body)
+        self._keep(tokens)
+        return tokens
+
+    def _keep(self, tokens: dict[str, Any]) -> None:
+        self.access_token = tokens["access_token"]
+        self.refresh_token = tokens["refresh_token"]
+
+    # users -----------------------------------------------------------------------------------
+
+    async def me(self) -> dict[str, Any]:
+        return await self.request("GET", "/v1/users/me")
+
+    async def set_channel(self, channel: str, external_id: str) -> dict[str, Any]:
+        return await self.request("PUT", f"/v1/users/me/channels/{channel}", json={"external_id": external_id})
+
+    async def delete_channel(self, channel: str) -> None:
+        await self.request("DELETE", f"/v1/users/me/channels/{channel}", expect=(204,))
+
+    async def presence(self, username: str) -> dict[str, Any]:
+        return await self.request("GET", f"/v1/presence/{username}")
+
+    # conversations ---------------------------------------------------------------------------
+
+    async def create_conversation(
+        self, type: str, members: list[str], *, name: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": type, "members": members}
+        if name is not None:
+            body["name"] = name
+        if metadata is not None:
+            body["metadata"] = metadata
+        return await self.request("POST", "/v1/conversations", json=body, expect=(201,))
+
+    async def list_conversations(self, *, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return await self.request("GET", "/v1/conversations", params=params)
+
+    async def get_conversation(self, conversation_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/v1/conversations/{conversation_id}")
+
+    async def conversation_messages(self, conversation_id: str, *, since: int = 0, limit: int = 100) -> dict[str, Any]:
+        return await self.request(
+            "GET", f"/v1/conversations/{conversation_id}/messages", params={"since": since, "limit": limit}
+        )
+
+    # messages --------------------------------------------------------------------------------
+
+    async def send(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/messages; 202 for a new message, 200 for a duplicate message_id."""
+        return await self.request("POST", "/v1/messages", json=body, expect=(200, 202))
+
+    async def send_text(self, conversation_id: str, text: str, **fields: Any) -> dict[str, Any]:
+        return await self.send({"conversation_id": conversation_id, "payload": {"type": "text", "text": text}, **fields})
+
+    async def get_message(self, message_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/v1/messages/{message_id}")
+
+    async def message_status(self, message_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/v1/messages/{message_id}/status")
+
+    async def ack(self, message_ids: list[str], status: str = "delivered") -> None:
+        await self.request("POST", "/v1/messages/ack", json={"message_ids": message_ids, "status": status}, expect=(204,))
+
+    # websocket -------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def websocket(self) -> AsyncIterator[Socket]:
+        url = self.base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/v1/ws"
+        async with websockets.connect(
+            url, additional_headers={"Authorization": f"Bearer {self.access_token}"}, max_size=2**22
+        ) as ws:
+            yield Socket(ws)
+
+
+class Socket:
+    """A client WebSocket speaking the frames of SPEC §2."""
+
+    def __init__(self, ws: Any) -> None:
+        self._ws = ws
+
+    async def receive(self, timeout: float = 10.0) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self._ws.recv(), timeout)
+        return orjson.loads(raw)
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self._ws.send(orjson.dumps(frame).decode())
+
+    async def ack(self, message_ids: list[str]) -> None:
+        await self.send({"type": "ack", "message_ids": message_ids})
+
+    async def read(self, message_ids: list[str]) -> None:
+        await self.send({"type": "read", "message_ids": message_ids})
+
+    async def ping(self) -> None:
+        await self.send({"type": "ping"})
+
+
+def _error(response: httpx.Response) -> ApiError:
+    try:
+        error = response.json()["error"]
+        return ApiError(response.status_code, error["code"], error["message"], error.get("details"))
+    except (ValueError, KeyError, TypeError):
+        return ApiError(response.status_code, "http_error", response.text[:200])

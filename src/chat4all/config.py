@@ -1,0 +1,122 @@
+"""Settings: environment variables ``CHAT4ALL_*`` and an optional TOML file.
+
+Precedence, highest first: constructor arguments, environment, the file named by
+``CHAT4ALL_CONFIG_FILE``, defaults. Every backend is chosen by a URL; the embedded profile is
+simply every default (SQLite in ``data_dir``, the log in the database, presence in memory).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHAT4ALL_", extra="ignore")
+
+    # where the HTTP server listens and how it is reached from outside
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_base_url: str | None = None
+    node_id: str = Field(default_factory=lambda: f"node-{secrets.token_hex(4)}")
+
+    data_dir: Path = Path("./data")
+
+    # backends, chosen by URL
+    database_url: str | None = None  # default: sqlite+aiosqlite:///<data_dir>/chat4all.db
+    event_log_url: str = "db"
+    metadata_url: str = "db"
+    presence_url: str = "memory://"
+
+    # auth
+    jwt_secret: str | None = None  # default: generated once and kept in <data_dir>/jwt-secret
+    access_token_ttl_s: int = Field(3600, gt=0)
+    refresh_token_ttl_s: int = Field(30 * 24 * 3600, gt=0)
+    bcrypt_rounds: int = Field(12, ge=4, le=16)
+
+    # messaging
+    max_text_chars: int = Field(10_000, gt=0)
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    log_partitions: int = Field(8, ge=1, le=1024)
+    router_batch_size: int = Field(500, ge=1)
+    router_poll_interval_s: float = Field(0.2, gt=0)
+    ws_heartbeat_timeout_s: float = Field(60.0, gt=0)
+    ws_send_queue: int = Field(1000, ge=1)
+
+    # observability
+    log_level: str = "INFO"
+    log_json: bool = True
+    access_log: bool = True
+
+    migrate_on_start: bool | None = None  # default: only for SQLite
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CHAT4ALL_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    # derived values -------------------------------------------------------------------------
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'chat4all.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        return self.is_sqlite if self.migrate_on_start is None else self.migrate_on_start
+
+    @property
+    def resolved_public_base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def resolved_jwt_secret(self) -> str:
+        """The configured secret, or one generated on first start and kept in the data dir."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        path = self.data_dir / "jwt-secret"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process wrote it first
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as f:
+            f.write(secret)
+        return secret
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,85 @@
+"""Events on the log. Versioned, strict (``extra="forbid"``), and carrying a W3C traceparent.
+
+The wire form is compact JSON (orjson); ``encode``/``decode`` are the only way in and out so
+that a replay reads exactly what was written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from chat4all.domain.status import DeliveryStatus
+
+MESSAGES_TOPIC = "message.events"
+STATUS_TOPIC = "status.events"
+PRESENCE_TOPIC = "presence.events"
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    topic: ClassVar[str]
+
+    v: Literal[1] = 1
+    traceparent: str | None = None
+
+    def key(self) -> str:
+        raise NotImplementedError
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> "Event":
+        return cls.model_validate(orjson.loads(raw))
+
+
+class MessageEvent(Event):
+    """A message the API accepted; the router persists and routes it."""
+
+    topic: ClassVar[str] = MESSAGES_TOPIC
+    type: Literal["message.accepted"] = "message.accepted"
+    message_id: str
+    conversation_id: str
+    sender: str
+    recipients: list[str]
+    channels: list[str]
+    payload: dict[str, Any]
+    metadata: dict[str, Any]
+    accepted_at: datetime
+
+    def key(self) -> str:
+        return self.conversation_id
+
+
+class StatusEvent(Event):
+    """A delivery moved to a new status (SENT, DELIVERED, READ, FAILED)."""
+
+    topic: ClassVar[str] = STATUS_TOPIC
+    type: Literal["message.status"] = "message.status"
+    message_id: str
+    conversation_id: str
+    sender: str
+    username: str
+    channel: str
+    status: DeliveryStatus
+    at: datetime
+    detail: str | None = None
+
+    def key(self) -> str:
+        return self.message_id
+
+
+class PresenceEvent(Event):
+    topic: ClassVar[str] = PRESENCE_TOPIC
+    type: Literal["presence.changed"] = "presence.changed"
+    username: str
+    status: Literal["online", "offline"]
+    at: datetime
+    node: str
+
+    def key(self) -> str:
+        return self.username

@@ -1,0 +1,19 @@
+"""Identifiers and time."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def parse_uuid(value: str) -> str:
+    """Canonical lowercase form of a UUID; ValueError if it is not one."""
+    return str(uuid.UUID(value))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

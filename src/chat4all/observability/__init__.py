@@ -1,0 +1,1 @@
+"""Logs (structlog JSON), metrics (prometheus-client) and trace context."""

@@ -1,0 +1,36 @@
+"""Prometheus metrics (R13.1). Metric objects are process-wide by nature; they hold no connection."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+HTTP_REQUESTS = Counter(
+    "chat4all_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "chat4all_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+MESSAGES = Counter(
+    "chat4all_messages_total",
+    "Messages by stage: accepted (202), duplicate, persisted (router), pushed (to a socket)",
+    ["stage"],
+)
+DELIVERY_STATUS = Counter(
+    "chat4all_delivery_status_total", "Deliveries that moved to a status", ["channel", "status"]
+)
+ACCEPT_TO_DELIVERED = Histogram(
+    "chat4all_accept_to_delivered_seconds",
+    "From the API accepting a message to the recipient acknowledging it",
+    ["channel"],
+    buckets=LATENCY_BUCKETS,
+)
+ROUTER_BATCH = Histogram(
+    "chat4all_router_batch_size", "Events handled per router batch", buckets=(1, 5, 10, 50, 100, 250, 500, 1000)
+)
+WORKER_ERRORS = Counter("chat4all_worker_errors_total", "Batches a worker failed to handle", ["worker"])
+WEBSOCKET_CONNECTIONS = Gauge("chat4all_websocket_connections", "Open WebSocket connections on this node")

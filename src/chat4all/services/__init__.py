@@ -1,0 +1,1 @@
+"""Use cases. Framework-free: they depend on ``chat4all.ports`` and the domain only."""

@@ -1,0 +1,157 @@
+"""A client's live connection: presence, catch-up of pending messages, live push, receipts (R2, R7).
+
+On open the connection joins this node's hub *before* reading what is pending, and keeps the
+message_ids it sent during catch-up until every frame queued meanwhile has gone out: the live
+stream then continues the catch-up with no gap and no repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from chat4all.adapters.memory import LocalHub
+from chat4all.domain.events import PresenceEvent
+from chat4all.domain.frames import Frame, control_frame, message_frame
+from chat4all.domain.ids import new_id, utcnow
+from chat4all.domain.models import Channel, Presence
+from chat4all.domain.status import DeliveryStatus
+from chat4all.observability import metrics
+from chat4all.ports import EventLog, MessageStore, PresenceStore
+from chat4all.services.deliveries import DeliveryService
+
+CATCH_UP_PAGE = 500
+INTERNAL = Channel.INTERNAL.value
+
+
+class Overflow(Exception):
+    """The client reads too slowly; it reconnects and catches up from the store."""
+
+
+class Connection:
+    def __init__(self, username: str, *, queue_size: int) -> None:
+        self.username = username
+        self.connection_id = new_id()
+        self._queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=queue_size)
+        self.overflowed = False
+        self._sent_in_catch_up: set[str] = set()
+        self._dedup_left = 0  # queued frames that may repeat the catch-up
+
+    def offer(self, frame: Frame) -> None:
+        if self.overflowed:
+            return
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.overflowed = True  # nothing more is queued; the writer closes the socket
+
+    def sent_in_catch_up(self, message_id: str) -> None:
+        self._sent_in_catch_up.add(message_id)
+
+    def caught_up(self) -> None:
+        self._dedup_left = self._queue.qsize()
+        if not self._dedup_left:
+            self._sent_in_catch_up.clear()
+
+    async def next_live(self) -> Frame:
+        while True:
+            if self.overflowed and self._queue.empty():
+                raise Overflow
+            frame = await self._queue.get()
+            if self._dedup_left:
+                self._dedup_left -= 1
+                repeat = frame.message_id is not None and frame.message_id in self._sent_in_catch_up
+                if not self._dedup_left:
+                    self._sent_in_catch_up.clear()
+                if repeat:
+                    continue
+            return frame
+
+
+class ConnectionService:
+    def __init__(
+        self,
+        *,
+        hub: LocalHub,
+        presence: PresenceStore,
+        messages: MessageStore,
+        deliveries: DeliveryService,
+        log: EventLog,
+        node_id: str,
+        queue_size: int,
+    ) -> None:
+        self._hub = hub
+        self._presence = presence
+        self._messages = messages
+        self._deliveries = deliveries
+        self._log = log
+        self._node = node_id
+        self._queue_size = queue_size
+
+    async def open(self, username: str) -> Connection:
+        connection = Connection(username, queue_size=self._queue_size)
+        self._hub.add(username, connection)
+        metrics.WEBSOCKET_CONNECTIONS.inc()
+        now = utcnow()
+        if await self._presence.connected(username, connection.connection_id, node=self._node, at=now):
+            await self._announce(username, "online")
+        return connection
+
+    async def close(self, connection: Connection) -> None:
+        self._hub.remove(connection.username, connection)
+        metrics.WEBSOCKET_CONNECTIONS.dec()
+        if await self._presence.disconnected(connection.username, connection.connection_id, at=utcnow()):
+            await self._announce(connection.username, "offline")
+
+    async def catch_up(self, connection: Connection) -> AsyncIterator[Frame]:
+        """Every message still pending for the user, in sequence order per conversation."""
+        after: tuple[str, int] | None = None
+        while True:
+            page = await self._messages.pending_for(
+                connection.username, channel=INTERNAL, after=after, limit=CATCH_UP_PAGE
+            )
+            for message in page:
+                connection.sent_in_catch_up(message.message_id)
+                yield message_frame(message)
+            if len(page) < CATCH_UP_PAGE:
+                break
+            after = (page[-1].conversation_id, page[-1].sequence_number)
+        connection.caught_up()
+
+    async def heartbeat(self, connection: Connection) -> None:
+        await self._presence.heartbeat(connection.username, connection.connection_id, at=utcnow())
+
+    async def on_client_frame(self, connection: Connection, raw: str | bytes) -> Frame | None:
+        """Handles one frame from the client; returns the reply to send, if any."""
+        try:
+            frame: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return _error("validation_error", "frames are JSON objects")
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind == "ping":
+            await self.heartbeat(connection)
+            return control_frame("pong")
+        if kind in ("ack", "read"):
+            ids = frame.get("message_ids")
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 1000:
+                return _error("validation_error", "message_ids must be a list of at most 1000 message ids")
+            status = DeliveryStatus.DELIVERED if kind == "ack" else DeliveryStatus.READ
+            await self._deliveries.record(
+                username=connection.username, channel=INTERNAL, message_ids=ids, status=status
+            )
+            return None
+        return _error("validation_error", "type must be one of: ack, read, ping")
+
+    async def presence(self, username: str) -> Presence:
+        return await self._presence.get(username, now=utcnow())
+
+    async def _announce(self, username: str, status: str) -> None:
+        event = PresenceEvent(username=username, status=status, at=utcnow(), node=self._node)  # type: ignore[arg-type]
+        await self._log.append(PresenceEvent.topic, event.key(), event.encode())
+
+
+def _error(code: str, message: str) -> Frame:
+    return control_frame("error", error={"code": code, "message": message})

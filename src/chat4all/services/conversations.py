@@ -1,0 +1,115 @@
+"""Private and group conversations (R3)."""
+
+from __future__ import annotations
+
+import base64
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from chat4all.domain.errors import InvalidInput, NotFound, UnknownUser
+from chat4all.domain.ids import new_id, parse_uuid, utcnow
+from chat4all.domain.models import Conversation, ConversationType
+from chat4all.ports import ConversationStore, MetadataStore
+
+MAX_GROUP_MEMBERS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    items: list[Conversation]
+    next_cursor: str | None
+
+
+class ConversationService:
+    def __init__(self, *, conversations: ConversationStore, metadata: MetadataStore, cache_size: int = 10_000) -> None:
+        self._store = conversations
+        self._metadata = metadata
+        # membership never changes after creation, so a conversation can be cached as is
+        self._cache: OrderedDict[str, Conversation] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def create(
+        self,
+        *,
+        creator: str,
+        type: ConversationType,
+        members: list[str],
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Conversation:
+        everyone = sorted({creator, *members})
+        if type is ConversationType.PRIVATE and len(everyone) != 2:
+            raise InvalidInput("a private conversation has exactly 2 members: you and one other user")
+        if type is ConversationType.GROUP and len(everyone) < 2:
+            raise InvalidInput("a group needs at least one member besides you")
+        if len(everyone) > MAX_GROUP_MEMBERS:
+            raise InvalidInput(f"a conversation has at most {MAX_GROUP_MEMBERS} members")
+        unknown = sorted(set(everyone) - await self._metadata.existing_usernames(everyone))
+        if unknown:
+            raise UnknownUser(f"unknown users: {', '.join(unknown)}", details={"unknown": unknown})
+        conversation = Conversation(
+            conversation_id=new_id(),
+            type=type,
+            name=name,
+            members=tuple(everyone),
+            created_by=creator,
+            created_at=utcnow(),
+            metadata=metadata or {},
+        )
+        private_key = "|".join(everyone) if type is ConversationType.PRIVATE else None
+        return await self._store.create_conversation(conversation, private_key=private_key)
+
+    async def find(self, conversation_id: str) -> Conversation | None:
+        """The conversation, from the cache when it can; no access check."""
+        cached = self._cache.get(conversation_id)
+        if cached is not None:
+            self._cache.move_to_end(conversation_id)
+            return cached
+        try:
+            conversation_id = parse_uuid(conversation_id)
+        except ValueError:
+            return None
+        found = await self._store.get_conversation(conversation_id)
+        if found is not None:
+            self._cache[conversation_id] = found
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return found
+
+    async def get(self, conversation_id: str, *, viewer: str) -> Conversation:
+        """The conversation if the viewer is a member; NotFound otherwise (R2.5)."""
+        found = await self.find(conversation_id)
+        if found is None or not found.has_member(viewer):
+            raise NotFound("no such conversation")
+        return found
+
+    async def list(self, viewer: str, *, limit: int = 50, cursor: str | None = None) -> ConversationPage:
+        if not 1 <= limit <= 200:
+            raise InvalidInput("limit must be between 1 and 200")
+        after = _decode_cursor(cursor) if cursor else None
+        items = await self._store.list_conversations(viewer, limit=limit + 1, after=after)
+        more = len(items) > limit
+        items = items[:limit]
+        next_cursor = _encode_cursor(items[-1]) if more else None
+        return ConversationPage(items=items, next_cursor=next_cursor)
+
+
+def _encode_cursor(c: Conversation) -> str:
+    raw = orjson.dumps([c.created_at.isoformat(), c.conversation_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, conversation_id = orjson.loads(raw)
+        parsed = datetime.fromisoformat(created_at)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed, str(conversation_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput("invalid cursor") from exc

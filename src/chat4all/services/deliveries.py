@@ -1,0 +1,79 @@
+"""The one place where a delivery's status moves (R6).
+
+Forward only: the store's guarded update ignores late and repeated receipts. Every change is
+recorded in the history, emitted as a StatusEvent, and shown to the sender's sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from chat4all.domain.events import StatusEvent
+from chat4all.domain.frames import Frame, status_frame
+from chat4all.domain.ids import utcnow
+from chat4all.domain.models import Message, StatusChange
+from chat4all.domain.status import DeliveryStatus
+from chat4all.observability import metrics
+from chat4all.observability.logging import get_logger
+from chat4all.ports import EventLog, MessageStore, Push
+
+MAX_IDS_PER_RECEIPT = 1000
+log = get_logger(__name__)
+
+
+class DeliveryService:
+    def __init__(self, *, messages: MessageStore, log: EventLog, push: Push) -> None:
+        self._messages = messages
+        self._log = log
+        self._push = push
+
+    async def record(
+        self,
+        *,
+        username: str,
+        channel: str,
+        message_ids: Sequence[str],
+        status: DeliveryStatus,
+        detail: str | None = None,
+    ) -> int:
+        """Moves (username, channel) deliveries of these messages to ``status``; returns how many moved."""
+        if not message_ids:
+            return 0
+        moved = await self._messages.advance(
+            username=username,
+            channel=channel,
+            message_ids=list(dict.fromkeys(message_ids))[:MAX_IDS_PER_RECEIPT],
+            status=status,
+            at=utcnow(),
+            detail=detail,
+        )
+        if moved:
+            await self.announce(moved)
+            for message, changes in moved:
+                for change in changes:
+                    metrics.DELIVERY_STATUS.labels(change.channel, change.status.value).inc()
+                    if change.status is DeliveryStatus.DELIVERED:
+                        latency = (change.at - message.created_at).total_seconds()
+                        metrics.ACCEPT_TO_DELIVERED.labels(change.channel).observe(max(latency, 0.0))
+        return len(moved)
+
+    async def announce(self, moved: Sequence[tuple[Message, Sequence[StatusChange]]]) -> None:
+        """Emits StatusEvents and sends status frames to the senders, for changes already stored."""
+        events: list[tuple[str, bytes]] = []
+        frames: list[tuple[str, Frame]] = []
+        for message, changes in moved:
+            for change in changes:
+                event = StatusEvent(
+                    message_id=message.message_id,
+                    conversation_id=message.conversation_id,
+                    sender=message.sender,
+                    username=change.username,
+                    channel=change.channel,
+                    status=change.status,
+                    at=change.at,
+                    detail=change.detail,
+                )
+                events.append((event.key(), event.encode()))
+                frames.append((message.sender, status_frame(change)))
+        await self._push.send(frames)
+        await self._log.append_many(StatusEvent.topic, events)

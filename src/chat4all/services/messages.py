@@ -1,0 +1,210 @@
+"""Sending and reading messages (R4, R6.4, R12).
+
+``accept`` validates and appends a MessageEvent to the log; nothing else happens in the
+request. The router persists it (``workers/router.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chat4all.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    UnknownUser,
+    UnsupportedChannel,
+)
+from chat4all.domain.events import MessageEvent
+from chat4all.domain.ids import new_id, parse_uuid, utcnow
+from chat4all.domain.models import ALL_CHANNELS, Channel, Delivery, Message, StatusChange
+from chat4all.domain.status import DeliveryStatus, aggregate
+from chat4all.observability import metrics
+from chat4all.observability.tracing import current_traceparent
+from chat4all.ports import EventLog, MessageStore
+from chat4all.services.conversations import ConversationService
+
+MAX_METADATA_KEYS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    message_id: str
+    conversation_id: str
+    status: str  # "accepted", or a duplicate's current status
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStatus:
+    message_id: str
+    status: DeliveryStatus
+    deliveries: list[Delivery]
+    history: list[StatusChange]
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    items: list[Message]
+    next_since: int | None
+
+
+class MessageService:
+    def __init__(
+        self,
+        *,
+        conversations: ConversationService,
+        messages: MessageStore,
+        log: EventLog,
+        max_text_chars: int,
+        supported_channels: Sequence[str] = tuple(c.value for c in Channel),
+    ) -> None:
+        self._conversations = conversations
+        self._messages = messages
+        self._log = log
+        self._max_text = max_text_chars
+        self._channels = frozenset(supported_channels)
+
+    async def accept(
+        self,
+        *,
+        caller: str,
+        conversation_id: str,
+        payload: dict[str, Any],
+        message_id: str | None = None,
+        sender: str | None = None,
+        recipients: Sequence[str] | None = None,
+        channels: Sequence[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Accepted:
+        if sender is not None and sender != caller:
+            raise Forbidden("you can only send messages as yourself")
+        conversation = await self._conversations.get(conversation_id, viewer=caller)
+        message_id = _message_id(message_id)
+        recipients = self._recipients(caller, conversation.members, recipients)
+        channels = self._check_channels(channels)
+        self._check_payload(payload)
+        metadata = metadata or {}
+        if len(metadata) > MAX_METADATA_KEYS:
+            raise InvalidInput(f"metadata has at most {MAX_METADATA_KEYS} keys")
+
+        existing = await self._messages.get_message(message_id)
+        if existing is not None:
+            return await self._duplicate(existing, caller)
+
+        event = MessageEvent(
+            message_id=message_id,
+            conversation_id=conversation.conversation_id,
+            sender=caller,
+            recipients=recipients,
+            channels=channels,
+            payload=payload,
+            metadata=metadata,
+            accepted_at=utcnow(),
+            traceparent=current_traceparent.get(),
+        )
+        await self._log.append(MessageEvent.topic, event.key(), event.encode())
+        metrics.MESSAGES.labels("accepted").inc()
+        return Accepted(message_id=message_id, conversation_id=conversation.conversation_id, status="accepted")
+
+    async def _duplicate(self, existing: Message, caller: str) -> Accepted:
+        if existing.sender != caller:
+            raise Conflict("this message_id is already used")
+        deliveries = await self._messages.deliveries(existing.message_id)
+        metrics.MESSAGES.labels("duplicate").inc()
+        return Accepted(
+            message_id=existing.message_id,
+            conversation_id=existing.conversation_id,
+            status=aggregate(d.status for d in deliveries).value,
+            duplicate=True,
+        )
+
+    def _recipients(self, caller: str, members: Sequence[str], requested: Sequence[str] | None) -> list[str]:
+        others = [m for m in members if m != caller]
+        if requested is None:
+            return others
+        wanted = list(dict.fromkeys(requested))
+        if not wanted:
+            raise InvalidInput("'to' must name at least one recipient")
+        if caller in wanted:
+            raise InvalidInput("you cannot send a message to yourself")
+        strangers = sorted(set(wanted) - set(others))
+        if strangers:
+            raise UnknownUser(
+                f"not members of this conversation: {', '.join(strangers)}", details={"unknown": strangers}
+            )
+        return wanted
+
+    def _check_channels(self, channels: Sequence[str] | None) -> list[str]:
+        if channels is None:
+            return [Channel.INTERNAL.value]
+        wanted = list(dict.fromkeys(channels))
+        if not wanted:
+            raise InvalidInput("'channels' must name at least one channel")
+        unknown = sorted(c for c in wanted if c not in self._channels and c != ALL_CHANNELS)
+        if unknown:
+            raise UnsupportedChannel(
+                f"unsupported channels: {', '.join(unknown)}",
+                details={"unsupported": unknown, "supported": sorted(self._channels | {ALL_CHANNELS})},
+            )
+        return wanted
+
+    def _check_payload(self, payload: dict[str, Any]) -> None:
+        if payload.get("type") == "text":
+            if len(payload.get("text", "")) > self._max_text:
+                raise PayloadTooLarge(f"text is longer than {self._max_text} characters")
+        elif payload.get("type") == "file":
+            # file messages need a completed upload; uploads arrive with the files feature
+            raise InvalidInput("no completed file with this file_id", code="file_not_ready")
+
+    # reading ---------------------------------------------------------------------------------
+
+    async def get(self, message_id: str, *, viewer: str) -> Message:
+        return await self._visible(message_id, viewer)
+
+    async def status(self, message_id: str, *, viewer: str) -> MessageStatus:
+        message = await self._visible(message_id, viewer)
+        if message.sender != viewer:
+            raise NotFound("no such message")  # only the sender follows a message's status
+        deliveries = await self._messages.deliveries(message.message_id)
+        history = await self._messages.history(message.message_id)
+        return MessageStatus(
+            message_id=message.message_id,
+            status=aggregate(d.status for d in deliveries),
+            deliveries=deliveries,
+            history=history,
+        )
+
+    async def history(self, conversation_id: str, *, viewer: str, since: int = 0, limit: int = 100) -> MessagePage:
+        if since < 0:
+            raise InvalidInput("since must be 0 or more")
+        if not 1 <= limit <= 500:
+            raise InvalidInput("limit must be between 1 and 500")
+        conversation = await self._conversations.get(conversation_id, viewer=viewer)
+        items = await self._messages.list_messages(
+            conversation.conversation_id, viewer=viewer, since=since, limit=limit
+        )
+        return MessagePage(items=items, next_since=items[-1].sequence_number if items else None)
+
+    async def _visible(self, message_id: str, viewer: str) -> Message:
+        try:
+            message_id = parse_uuid(message_id)
+        except ValueError:
+            raise NotFound("no such message") from None
+        message = await self._messages.get_message(message_id)
+        if message is None or (viewer != message.sender and viewer not in message.recipients):
+            raise NotFound("no such message")
+        return message
+
+
+def _message_id(value: str | None) -> str:
+    if value is None:
+        return new_id()
+    try:
+        return parse_uuid(value)
+    except ValueError:
+        raise InvalidInput("message_id must be a UUID") from None

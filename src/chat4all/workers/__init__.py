@@ -1,0 +1,1 @@
+"""Consume loops over the event log: the router (message.events), later webhooks and redrive."""
