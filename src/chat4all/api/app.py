@@ -63,6 +63,15 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
+    # FastAPI documents its own validation error shape; ours replaces it (api/errors.py)
+    error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            invalid = operation.get("responses", {}).get("422")
+            if invalid is not None:
+                invalid["content"] = {"application/json": {"schema": error_ref}}
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
     # the token endpoint parses its body by content type itself; publish the two grant shapes
     for model in (PasswordGrant, RefreshGrant):
         components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")

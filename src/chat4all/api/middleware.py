@@ -8,7 +8,6 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chat4all.api.errors import error_response
-from chat4all.domain.errors import PayloadTooLarge
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
 from chat4all.observability.tracing import continue_trace, current_traceparent, trace_id_of
@@ -83,17 +82,31 @@ class BodyLimit:
                 await _too_large(scope, send, self.max_bytes)
                 return
         seen = 0
+        exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
+            if exceeded:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise PayloadTooLarge(f"the request body is larger than {self.max_bytes} bytes")
+                    exceeded = True  # the app sees a disconnect; we answer 413 ourselves
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def guarded_send(message: Message) -> None:
+            if not exceeded:
+                await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded:
+            await _too_large(scope, send, self.max_bytes)
 
 
 async def _too_large(scope: Scope, send: Send, max_bytes: int) -> None:

@@ -1,0 +1,33 @@
+# Chat4All: `make run` serves the embedded profile, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test test-fast services-up services-down clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/chat4all serve all
+
+# Brings up the real servers the tests use (scripts/services.sh), then runs every test.
+test: $(STAMP)
+	./scripts/test.sh
+
+# Only the tests that need no server besides Chat4All itself.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not postgres" -q
+
+services-up:
+	./scripts/services.sh up
+
+services-down:
+	./scripts/services.sh down
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Starts the real servers the suite needs, points the tests at them, runs pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/services.sh up postgres
+eval "$(./scripts/services.sh env)"
+export CHAT4ALL_TEST_POSTGRES_URL="${CHAT4ALL_TEST_POSTGRES_URL:-postgresql+asyncpg://chat4all:chat4all@127.0.0.1:5432/chat4all_test}"
+exec .venv/bin/pytest -q "$@"
