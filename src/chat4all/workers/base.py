@@ -27,6 +27,7 @@ class Worker:
         self._poll_timeout_s = poll_timeout_s
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._busy = False  # a batch is in hand (between poll and commit)
 
     async def handle(self, records: Sequence[LogRecord]) -> None:
         raise NotImplementedError
@@ -38,6 +39,8 @@ class Worker:
     async def stop(self) -> None:
         self._stopping.set()
         if self._task is not None:
+            if not self._busy:
+                self._task.cancel()  # idle in poll: nothing to finish
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
@@ -48,8 +51,12 @@ class Worker:
             records = await self._consumer.poll(max_records=self._batch_size, timeout_s=self._poll_timeout_s)
             if not records:
                 continue
-            await self._handle_until_done(records)
-            await self._consumer.commit(records)
+            self._busy = True
+            try:
+                await self._handle_until_done(records)
+                await self._consumer.commit(records)
+            finally:
+                self._busy = False
 
     async def _handle_until_done(self, records: Sequence[LogRecord]) -> None:
         delay = 0.1

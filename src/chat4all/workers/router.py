@@ -52,12 +52,23 @@ class RouterWorker(Worker):
         if not events:
             return
         metrics.ROUTER_BATCH.observe(len(events))
-        batch = [await self._new_message(e) for e in events]
+        mapped: dict[str, list[str]] = {}  # channel mappings looked up once per batch
+        batch = [await self._new_message(e, mapped) for e in events]
         now = utcnow()
         result = await self._messages.persist_batch(batch, at=now)
         metrics.MESSAGES.labels("persisted").inc(len(result.new))
+        traces = {e.message_id: trace_id_of(e.traceparent) for e in events}
         for m in result.new:
-            log.debug("message persisted", message_id=m.message_id, sequence_number=m.sequence_number)
+            log.debug(
+                "message persisted",
+                message_id=m.message_id,
+                conversation_id=m.conversation_id,
+                sequence_number=m.sequence_number,
+                trace_id=traces.get(m.message_id),
+            )
+        if result.known:
+            known_ids = [m.message_id for m in result.known]
+            log.info("already stored, pushed again", count=len(known_ids), message_ids=known_ids[:20])
 
         targets = {m.message_id: m.targets for m in batch}
         # a replayed message is pushed again: a crash may have come between commit and push
@@ -85,7 +96,7 @@ class RouterWorker(Worker):
                 log.error("undecodable message event skipped", partition=record.partition, offset=record.offset)
         return events
 
-    async def _new_message(self, e: MessageEvent) -> NewMessage:
+    async def _new_message(self, e: MessageEvent, mapped: dict[str, list[str]]) -> NewMessage:
         return NewMessage(
             message_id=e.message_id,
             conversation_id=e.conversation_id,
@@ -95,17 +106,18 @@ class RouterWorker(Worker):
             payload=e.payload,
             metadata=e.metadata,
             created_at=e.accepted_at,
-            targets=await self._targets(e),
+            targets=await self._targets(e, mapped),
         )
 
-    async def _targets(self, e: MessageEvent) -> list[tuple[str, str]]:
+    async def _targets(self, e: MessageEvent, mapped: dict[str, list[str]]) -> list[tuple[str, str]]:
         """One (recipient, channel) per delivery; "all" = internal + every channel they mapped (R4.4)."""
         targets: list[tuple[str, str]] = []
         for recipient in e.recipients:
             channels = list(e.channels)
             if ALL_CHANNELS in channels:
-                mapped = await self._metadata.get_channels(recipient)
-                channels = [INTERNAL, *sorted(mapped)]
+                if recipient not in mapped:
+                    mapped[recipient] = sorted(await self._metadata.get_channels(recipient))
+                channels = [INTERNAL, *mapped[recipient]]
             for channel in dict.fromkeys(channels):
                 targets.append((recipient, channel))
         return targets
