@@ -8,9 +8,9 @@
 #   scripts/services.sh kafka-tool CLASS [args]   e.g. kafka-tool TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 #
 # Services: postgres redis etcd kafka seaweedfs nginx prometheus (default: all).
-# nginx / prometheus are only installed unless deploy/nginx/nginx.conf / deploy/prometheus/prometheus.yml
-# exist (or CHAT4ALL_NGINX_CONF / CHAT4ALL_PROMETHEUS_CONF name a file); the nginx config must not set
-# `pid` or `daemon` (given on the command line here).
+# nginx and prometheus are always installed, but started only when deploy/nginx/nginx.conf and
+# deploy/prometheus/prometheus.yml exist (or CHAT4ALL_NGINX_CONF / CHAT4ALL_PROMETHEUS_CONF name a file);
+# the nginx config must not set `pid` (given on the command line) and must keep `daemon on` (the default).
 # State (data, logs, pid files, Kafka jars, tools venv): ${CHAT4ALL_SERVICES_DIR:-<repo>/.services}.
 #
 # Policy for a port already served by a process this script did not start (e.g. a distro daemon):
@@ -116,12 +116,13 @@ ensure_packages() {
 }
 
 # ---------------------------------------------------------------- postgres
+as_postgres() { (cd / && runuser -u postgres -- "$@"); }  # cd: the cwd may be unreadable to postgres
 pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1; }
 pg_real_dir() {  # the data root must be reachable by user postgres; if the repo is not, keep it elsewhere
   local d="$STATE_DIR/postgres"
   if [[ ! -L $d ]]; then
     mkdir -p "$d"; chown postgres:postgres "$d"
-    if ! runuser -u postgres -- test -w "$d"; then
+    if ! as_postgres test -w "$d"; then
       local alt; alt="/var/lib/chat4all-services/$(echo "$STATE_DIR" | md5sum | cut -c1-12)/postgres"
       rmdir "$d"; mkdir -p "$alt"; chown postgres:postgres "$alt"; ln -s "$alt" "$d"
       log "postgres: $STATE_DIR is not reachable by user postgres; data lives in $alt"
@@ -139,7 +140,7 @@ start_postgres() {
   mkdir -p "$sock"; chown postgres:postgres "$sock"
   if [[ ! -s $dir/data/PG_VERSION ]]; then
     log "postgres: initdb in $dir/data"
-    runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres -E UTF8 --locale=C.UTF-8 \
+    as_postgres "$bin/initdb" -D "$dir/data" -U postgres -E UTF8 --locale=C.UTF-8 \
       --auth-local=peer --auth-host=scram-sha-256 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
     cat >>"$dir/data/postgresql.conf" <<EOF
 # --- chat4all (scripts/services.sh) ---
@@ -151,21 +152,30 @@ shared_buffers = 128MB
 log_min_duration_statement = 1000
 EOF
   fi
-  runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null \
+  as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null \
     || { tail -n 40 "$dir/postgres.log" >&2; die "postgres failed to start"; }
 }
-psql_chat4all() { PGPASSWORD=$DB_PASSWORD psql -h $HOST -p $PG_PORT -U $DB_USER -d "${1:-chat4all}" -Atqc 'select 1'; }
-ready_postgres() {
-  if is_running postgres; then
-    wait_ready postgres 60 "$(pg_bin)/pg_isready" -q -h $HOST -p $PG_PORT
-    local db sql="DO \$\$ BEGIN
+psql_chat4all() { PGPASSWORD=$DB_PASSWORD psql -X -h $HOST -p $PG_PORT -U $DB_USER -d "$1" -Atqc 'select 1'; }
+pg_provision() {  # pg_provision SOCKET_DIR: role + databases, idempotent, as the superuser over the socket
+  local db sql="DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_USER') THEN CREATE ROLE $DB_USER; END IF;
 END \$\$;
 ALTER ROLE $DB_USER WITH LOGIN CREATEDB PASSWORD '$DB_PASSWORD';"
-    for db in "${DATABASES[@]}"; do
-      sql+=$'\n'"SELECT 'CREATE DATABASE $db OWNER $DB_USER' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$db')\\gexec"
-    done
-    runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -h "$(pg_socket_dir)" -p $PG_PORT -d postgres <<<"$sql" >/dev/null
+  for db in "${DATABASES[@]}"; do
+    sql+=$'\n'"SELECT 'CREATE DATABASE $db OWNER $DB_USER' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$db')\\gexec"
+  done
+  as_postgres psql -X -q -v ON_ERROR_STOP=1 -h "$1" -p $PG_PORT -d postgres <<<"$sql" >/dev/null
+}
+ready_postgres() {
+  local db ok=1
+  if is_running postgres; then
+    wait_ready postgres 60 "$(pg_bin)/pg_isready" -q -h $HOST -p $PG_PORT
+    pg_provision "$(pg_socket_dir)"
+  fi
+  for db in "${DATABASES[@]}"; do psql_chat4all "$db" >/dev/null 2>&1 || ok=; done
+  if [[ -z $ok ]] && ! is_running postgres; then  # a distro cluster (pg_ctlcluster): provision it too
+    log "postgres: provisioning $DB_USER in the server not started here, via /var/run/postgresql"
+    pg_provision /var/run/postgresql || true
   fi
   for db in "${DATABASES[@]}"; do
     psql_chat4all "$db" >/dev/null 2>&1 || die "postgres on $HOST:$PG_PORT does not accept $DB_USER/$DB_PASSWORD on database $db"
@@ -198,8 +208,8 @@ kafka_libs() {  # resolve deploy/kafka/pom.xml into <state>/kafka/libs, again on
   [[ -f $d/libs/.pom-$stamp ]] && return 0
   log "kafka: resolving jars with maven (deploy/kafka/pom.xml)"
   rm -rf "$d/libs"
-  mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$d/libs" \
-    || die "maven could not resolve deploy/kafka/pom.xml"
+  mvn -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$d/libs" >"$d/mvn.log" 2>&1 \
+    || { tail -n 30 "$d/mvn.log" >&2; die "maven could not resolve deploy/kafka/pom.xml (see $d/mvn.log)"; }
   touch "$d/libs/.pom-$stamp"
 }
 kafka_java() {  # kafka_java LEVEL MAIN_CLASS ARGS...
@@ -284,13 +294,15 @@ start_seaweedfs() {
   "credentials": [{"accessKey": "$S3_ACCESS_KEY", "secretKey": "$S3_SECRET_KEY"}],
   "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
 EOF
+  # read from the cwd: each bucket (= collection) grows 1 volume, not 7, so many test buckets fit
+  printf '[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 2\ncopy_3 = 3\ncopy_other = 1\n' >"$d/master.toml"
   log "seaweedfs: $("$TOOLS_VENV/bin/weed" version 2>/dev/null | head -1)"
-  spawn seaweedfs "$TOOLS_VENV/bin/weed" -logtostderr server -ip=$HOST -ip.bind=$HOST -dir="$d/data" \
+  (cd "$d" && spawn seaweedfs "$TOOLS_VENV/bin/weed" -logtostderr server -ip=$HOST -ip.bind=$HOST -dir="$d/data" \
     -master.port=$WEED_MASTER_PORT -master.volumeSizeLimitMB=1024 -master.telemetry=false -master.electionTimeout=1s \
-    -volume.port=$WEED_VOLUME_PORT -volume.max=8 -volume.preStopSeconds=0 \
-    -filer -s3 -s3.port=$S3_PORT -s3.config="$d/s3.json" -s3.port.iceberg=0 -s3.port.lance=0
+    -volume.port=$WEED_VOLUME_PORT -volume.max=100 -volume.preStopSeconds=0 \
+    -filer -s3 -s3.port=$S3_PORT -s3.config="$d/s3.json" -s3.port.iceberg=0 -s3.port.lance=0)
 }
-s3_buckets_ok() {  # create the buckets if missing, then round-trip an object
+s3_buckets_ok() {  # create the buckets if missing, then round-trip an object in each
   "$TOOLS_VENV/bin/python" - "http://$HOST:$S3_PORT" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" "${S3_BUCKETS[@]}" <<'EOF'
 import sys, boto3, botocore.config, botocore.exceptions
 url, key, secret, *buckets = sys.argv[1:]
@@ -302,11 +314,12 @@ for b in buckets:
         s3.head_bucket(Bucket=b)
     except botocore.exceptions.ClientError:
         s3.create_bucket(Bucket=b)
-s3.put_object(Bucket=buckets[0], Key=".services-ready", Body=b"ok")
-assert s3.get_object(Bucket=buckets[0], Key=".services-ready")["Body"].read() == b"ok"
+    s3.put_object(Bucket=b, Key=".services-ready", Body=b"ok")
+    assert s3.get_object(Bucket=b, Key=".services-ready")["Body"].read() == b"ok"
+    s3.delete_object(Bucket=b, Key=".services-ready")
 EOF
 }
-ready_seaweedfs() { tools_venv; wait_ready seaweedfs 120 s3_buckets_ok; }
+ready_seaweedfs() { tools_venv; wait_ready seaweedfs 60 port_open $S3_PORT; wait_ready seaweedfs 120 s3_buckets_ok; }
 
 # ---------------------------------------------------------------- nginx, prometheus (only with a config)
 nginx_cmd() {
@@ -410,7 +423,7 @@ main() {
     kafka-tool)
       (($#)) || die "usage: $0 kafka-tool CLASS [args...]  (e.g. TopicCommand --bootstrap-server $HOST:$KAFKA_PORT --list)"
       local cls=$1; shift; [[ $cls == *.* ]] || cls="org.apache.kafka.tools.$cls"
-      kafka_java WARN "$cls" "$@" ;;
+      mkdir -p "$(svc_dir kafka)"; kafka_libs; kafka_java WARN "$cls" "$@" ;;
     *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; [[ $cmd == -h || $cmd == --help || $cmd == help ]] || exit 2 ;;
   esac
 }
