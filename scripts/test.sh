@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/services.sh up postgres
-eval "$(./scripts/services.sh env)"
+# only the test URLs: the suite decides per test which backends a server uses
+eval "$(./scripts/services.sh env | grep CHAT4ALL_TEST_)"
 export CHAT4ALL_TEST_POSTGRES_URL="${CHAT4ALL_TEST_POSTGRES_URL:-postgresql+asyncpg://chat4all:chat4all@127.0.0.1:5432/chat4all_test}"
 exec .venv/bin/pytest -q "$@"

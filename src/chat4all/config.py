@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     event_log_url: str = "db"
     metadata_url: str = "db"
     presence_url: str = "memory://"
+    database_pool_size: int = Field(10, ge=1)
+    log_append_timeout_s: float = Field(5.0, gt=0)
+    router_session_timeout_ms: int = Field(10_000, ge=1000)
+    presence_ttl_s: float = Field(300.0, gt=0)
 
     # auth
     jwt_secret: str | None = None  # default: generated once and kept in <data_dir>/jwt-secret

@@ -59,6 +59,10 @@ class SqlEventLog:
         await self._flusher
         self._flusher = None
 
+    async def ping(self) -> None:
+        if not self.running:
+            raise Unavailable("the event log is not running")
+
     async def append(self, topic: str, key: str, value: bytes) -> None:
         await self.append_many(topic, ((key, value),))
 

@@ -49,9 +49,11 @@ def create_app(settings: Settings | None = None, *, role: Role = Role.ALL, runti
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (health, auth, users, conversations, messages, presence):
-        app.include_router(module.router)
-    app.include_router(ws.router)
+    app.include_router(health.router)
+    if role is not Role.ROUTER:  # a router process serves only its health and metrics
+        for module in (auth, users, conversations, messages, presence):
+            app.include_router(module.router)
+        app.include_router(ws.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, access_log=settings.access_log)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

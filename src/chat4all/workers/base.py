@@ -54,9 +54,18 @@ class Worker:
             self._busy = True
             try:
                 await self._handle_until_done(records)
-                await self._consumer.commit(records)
+                await self._commit(records)
             finally:
                 self._busy = False
+
+    async def _commit(self, records: Sequence[LogRecord]) -> None:
+        try:
+            await self._consumer.commit(records)
+        except Exception:
+            # e.g. the partitions moved to another worker in a rebalance: it replays the batch,
+            # which the handlers make harmless
+            metrics.WORKER_ERRORS.labels(self.name).inc()
+            log.warning("offset commit refused; the batch will be replayed", worker=self.name, exc_info=True)
 
     async def _handle_until_done(self, records: Sequence[LogRecord]) -> None:
         delay = 0.1

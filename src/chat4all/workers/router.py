@@ -20,7 +20,7 @@ from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
 from chat4all.observability.tracing import trace_id_of
-from chat4all.ports import LogConsumer, LogRecord, MessageStore, MetadataStore, NewMessage, Push
+from chat4all.ports import EventLog, LogConsumer, LogRecord, MessageStore, MetadataStore, NewMessage, Push
 from chat4all.services.deliveries import DeliveryService
 from chat4all.workers.base import Worker
 
@@ -39,16 +39,18 @@ class RouterWorker(Worker):
         metadata: MetadataStore,
         push: Push,
         deliveries: DeliveryService,
+        log: EventLog,
         batch_size: int,
     ) -> None:
         super().__init__(consumer, batch_size=batch_size)
+        self._log = log
         self._messages = messages
         self._metadata = metadata
         self._push = push
         self._deliveries = deliveries
 
     async def handle(self, records: Sequence[LogRecord]) -> None:
-        events = self._decode(records)
+        events = await self._decode(records)
         if not events:
             return
         metrics.ROUTER_BATCH.observe(len(events))
@@ -86,14 +88,18 @@ class RouterWorker(Worker):
             ]
         )
 
-    def _decode(self, records: Sequence[LogRecord]) -> list[MessageEvent]:
+    async def _decode(self, records: Sequence[LogRecord]) -> list[MessageEvent]:
         events = []
+        dead: list[tuple[str, bytes]] = []
         for record in records:
             try:
                 events.append(MessageEvent.decode(record.value))
             except (ValidationError, ValueError):
-                # a record no version of this code can read; it is kept in the log for inspection
-                log.error("undecodable message event skipped", partition=record.partition, offset=record.offset)
+                # a record this code cannot read goes to the dead-letter topic for an operator
+                log.error("undecodable message event sent to the DLQ", partition=record.partition, offset=record.offset)
+                dead.append((record.key, record.value))
+        if dead:
+            await self._log.append_many(f"{MessageEvent.topic}.dlq", dead)
         return events
 
     async def _new_message(self, e: MessageEvent, mapped: dict[str, list[str]]) -> NewMessage:

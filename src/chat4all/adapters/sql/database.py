@@ -65,6 +65,9 @@ class Database:
         except _OUTAGES as exc:
             raise Unavailable("the database is not reachable") from exc
 
+    async def start(self) -> None:
+        """Nothing to do: connections open on first use."""
+
     async def ping(self) -> None:
         async with self.read() as conn:
             await conn.execute(sa.text("SELECT 1"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -38,82 +37,95 @@ class SqlMessageStore:
             unique.setdefault(m.message_id, m)
         if not unique:
             return PersistResult(new=[], known=[])
+        conversation_ids = sorted({m.conversation_id for m in unique.values()})
         async with self._db.write() as conn:
+            # Lock the conversations first (in a fixed order, so two routers that overlap during
+            # a rebalance queue up instead of deadlocking); only then is "already stored" final.
+            last_seq = {
+                r.conversation_id: r.last_seq
+                for r in await conn.execute(
+                    sa.select(conversations.c.conversation_id, conversations.c.last_seq)
+                    .where(conversations.c.conversation_id.in_(conversation_ids))
+                    .order_by(conversations.c.conversation_id)
+                    .with_for_update()
+                )
+            }
             known_rows = (
                 await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(messages.c.message_id.in_(list(unique))))
             ).all()
             known = [_message(r) for r in known_rows]
-            fresh = [m for m in unique.values() if m.message_id not in {k.message_id for k in known}]
-            stored = await self._insert(conn, fresh, at)
+            known_ids = {k.message_id for k in known}
+            fresh = [m for m in unique.values() if m.message_id not in known_ids and m.conversation_id in last_seq]
+            stored = await self._insert(conn, fresh, last_seq, at)
         return PersistResult(new=stored, known=known)
 
-    async def _insert(self, conn: Any, fresh: list[NewMessage], at: datetime) -> list[Message]:
-        by_conversation: dict[str, list[NewMessage]] = defaultdict(list)
-        for m in fresh:
-            by_conversation[m.conversation_id].append(m)
+    async def _insert(
+        self, conn: Any, fresh: list[NewMessage], last_seq: dict[str, int], at: datetime
+    ) -> list[Message]:
         stored: list[Message] = []
         message_rows: list[dict[str, Any]] = []
         delivery_rows: list[dict[str, Any]] = []
         history_rows: list[dict[str, Any]] = []
-        for conversation_id, group in by_conversation.items():
-            # the row lock taken by this UPDATE serializes routers that briefly overlap
-            last = await conn.scalar(
-                sa.update(conversations)
-                .where(conversations.c.conversation_id == conversation_id)
-                .values(last_seq=conversations.c.last_seq + len(group))
-                .returning(conversations.c.last_seq)
+        next_seq = dict(last_seq)
+        for m in fresh:
+            next_seq[m.conversation_id] += 1
+            seq = next_seq[m.conversation_id]
+            message_rows.append(
+                {
+                    "message_id": m.message_id,
+                    "conversation_id": m.conversation_id,
+                    "sequence_number": seq,
+                    "sender": m.sender,
+                    "recipients": list(m.recipients),
+                    "channels": list(m.channels),
+                    "payload": m.payload,
+                    "metadata": m.metadata,
+                    "created_at": m.created_at,
+                    "persisted_at": at,
+                }
             )
-            if last is None:  # the conversation is gone: nothing to deliver to
-                continue
-            for seq, m in enumerate(group, start=last - len(group) + 1):
-                message_rows.append(
+            for username, channel in m.targets:
+                delivery_rows.append(
                     {
                         "message_id": m.message_id,
-                        "conversation_id": conversation_id,
+                        "username": username,
+                        "channel": channel,
+                        "conversation_id": m.conversation_id,
                         "sequence_number": seq,
-                        "sender": m.sender,
-                        "recipients": list(m.recipients),
-                        "channels": list(m.channels),
-                        "payload": m.payload,
-                        "metadata": m.metadata,
-                        "created_at": m.created_at,
-                        "persisted_at": at,
+                        "status": DeliveryStatus.SENT.value,
+                        "updated_at": at,
                     }
                 )
-                for username, channel in m.targets:
-                    delivery_rows.append(
-                        {
-                            "message_id": m.message_id,
-                            "username": username,
-                            "channel": channel,
-                            "conversation_id": conversation_id,
-                            "sequence_number": seq,
-                            "status": DeliveryStatus.SENT.value,
-                            "updated_at": at,
-                        }
-                    )
-                    history_rows.append(
-                        {
-                            "message_id": m.message_id,
-                            "username": username,
-                            "channel": channel,
-                            "status": DeliveryStatus.SENT.value,
-                            "at": at,
-                        }
-                    )
-                stored.append(
-                    Message(
-                        message_id=m.message_id,
-                        conversation_id=conversation_id,
-                        sequence_number=seq,
-                        sender=m.sender,
-                        recipients=tuple(m.recipients),
-                        channels=tuple(m.channels),
-                        payload=m.payload,
-                        metadata=m.metadata,
-                        created_at=m.created_at,
-                    )
+                history_rows.append(
+                    {
+                        "message_id": m.message_id,
+                        "username": username,
+                        "channel": channel,
+                        "status": DeliveryStatus.SENT.value,
+                        "at": at,
+                    }
                 )
+            stored.append(
+                Message(
+                    message_id=m.message_id,
+                    conversation_id=m.conversation_id,
+                    sequence_number=seq,
+                    sender=m.sender,
+                    recipients=tuple(m.recipients),
+                    channels=tuple(m.channels),
+                    payload=m.payload,
+                    metadata=m.metadata,
+                    created_at=m.created_at,
+                )
+            )
+        bumped = [{"cid": c, "seq": seq} for c, seq in next_seq.items() if seq != last_seq[c]]
+        if bumped:
+            await conn.execute(
+                sa.update(conversations)
+                .where(conversations.c.conversation_id == sa.bindparam("cid"))
+                .values(last_seq=sa.bindparam("seq")),
+                bumped,
+            )
         if message_rows:
             await conn.execute(sa.insert(messages), message_rows)
         if delivery_rows:

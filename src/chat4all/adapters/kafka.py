@@ -1,0 +1,181 @@
+"""EventLog on Apache Kafka (aiokafka): the log of the production profile.
+
+Producer: acks=all and idempotent, a short linger so concurrent requests share a batch; an
+append returns once the broker has it and raises Unavailable (→ 503) if it cannot within
+``append_timeout_s``. Topics are created at start with the configured partition count; the key
+is the conversation_id, so one conversation lives in one partition and keeps its order.
+
+Consumer: a consumer group with auto-commit off. The worker commits offsets only after a batch
+is durable; a commit refused after a rebalance is harmless — the new owner replays the batch
+and the router's writes are idempotent. A dead consumer is noticed by the group coordinator
+after ``session_timeout_ms`` and its partitions move to the survivors (R11.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from chat4all.domain.errors import Unavailable
+from chat4all.observability.logging import get_logger
+from chat4all.ports import LogRecord
+
+log = get_logger(__name__)
+
+
+def bootstrap_servers(url: str) -> str:
+    """``kafka://h1:9092,h2:9092`` → ``h1:9092,h2:9092``."""
+    parts = urlsplit(url)
+    if parts.scheme != "kafka" or not parts.netloc:
+        raise ValueError(f"not a kafka:// URL: {url!r}")
+    return parts.netloc
+
+
+class KafkaEventLog:
+    def __init__(
+        self,
+        url: str,
+        *,
+        partitions: int,
+        topics: Sequence[str],
+        replication_factor: int = 1,
+        client_id: str = "chat4all",
+        append_timeout_s: float = 5.0,
+        session_timeout_ms: int = 10_000,
+    ) -> None:
+        self._bootstrap = bootstrap_servers(url)
+        self.partitions = partitions
+        self._topics = list(topics)
+        self._replication = replication_factor
+        self._client_id = client_id
+        self._append_timeout_s = append_timeout_s
+        self._session_timeout_ms = session_timeout_ms
+        self._producer: AIOKafkaProducer | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._producer is not None
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        await self.ensure_topics(self._topics)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=int(self._append_timeout_s * 1000),
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()  # flushes what is in flight
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            wanted = [t for name in topics for t in (name, f"{name}.dlq") if t not in existing]
+            if wanted:
+                try:
+                    await admin.create_topics(
+                        [NewTopic(t, num_partitions=self.partitions, replication_factor=self._replication) for t in wanted]
+                    )
+                except TopicAlreadyExistsError:
+                    pass  # another process created them first
+        finally:
+            await admin.close()
+
+    async def append(self, topic: str, key: str, value: bytes) -> None:
+        await self.append_many(topic, ((key, value),))
+
+    async def append_many(self, topic: str, records: Sequence[tuple[str, bytes]]) -> None:
+        if not records:
+            return
+        producer = self._producer
+        if producer is None:
+            raise Unavailable("the event log is not running")
+        try:
+            async with asyncio.timeout(self._append_timeout_s):
+                futures = [await producer.send(topic, value, key=key.encode()) for key, value in records]
+                await asyncio.gather(*futures)
+        except (KafkaError, TimeoutError) as exc:
+            raise Unavailable("the event log is not reachable") from exc
+
+    async def ping(self) -> None:
+        producer = self._producer
+        if producer is None:
+            raise Unavailable("the event log is not running")
+        try:
+            async with asyncio.timeout(2):
+                await producer.client.fetch_all_metadata()
+        except (KafkaError, TimeoutError) as exc:
+            raise Unavailable("the Kafka broker does not answer") from exc
+
+    def consumer(self, topic: str, group: str) -> KafkaLogConsumer:
+        return KafkaLogConsumer(
+            self._bootstrap, topic=topic, group=group, client_id=self._client_id, session_timeout_ms=self._session_timeout_ms
+        )
+
+
+class KafkaLogConsumer:
+    def __init__(self, bootstrap: str, *, topic: str, group: str, client_id: str, session_timeout_ms: int) -> None:
+        self.topic = topic
+        self.group = group
+        self._consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(session_timeout_ms // 4, 500),
+            max_poll_interval_ms=300_000,
+            isolation_level="read_uncommitted",
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def poll(self, *, max_records: int, timeout_s: float) -> list[LogRecord]:
+        batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        records: list[LogRecord] = []
+        for tp, messages in batches.items():
+            records.extend(
+                LogRecord(
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=m.offset,
+                    key=m.key.decode() if m.key else "",
+                    value=m.value or b"",
+                )
+                for m in messages
+            )
+        return records
+
+    async def commit(self, records: Sequence[LogRecord]) -> None:
+        upto: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            upto[tp] = max(upto.get(tp, 0), r.offset + 1)
+        if upto:
+            await self._consumer.commit(upto)
+
+    async def seek(self, partition: int, offset: int) -> None:
+        self._consumer.seek(TopicPartition(self.topic, partition), offset)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
