@@ -35,6 +35,9 @@ from chat4all.ports import RefreshSpend
 
 _MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
 _UNAVAILABLE_CODES = {4, 8, 14}  # gRPC DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE
+# a lease never shorter than this: the key outlives the request that wrote it even when
+# expires_at is (nearly) past by this machine's clock; expiry itself is checked on the JWT
+_MIN_LEASE_S = 60
 
 Op = dict[str, Any]
 KV = dict[str, Any]
@@ -56,14 +59,15 @@ def _json(value: dict[str, Any]) -> str:
     return orjson.dumps(value).decode()
 
 
-def _prefix_end(prefix: str) -> str:
-    """The range_end that selects every key starting with ``prefix`` (ends with '/', so no carry)."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+def _keys(key: str, *, prefix: bool = False) -> dict[str, str]:
+    """Selects ``key``, or with ``prefix`` every key starting with it (it ends with '/': no carry)."""
+    if not prefix:
+        return {"key": _b64(key)}
+    return {"key": _b64(key), "range_end": _b64(key[:-1] + chr(ord(key[-1]) + 1))}
 
 
-def _range(key: str, *, end: str | None = None) -> Op:
-    body = {"key": _b64(key)} | ({"range_end": _b64(end)} if end else {})
-    return {"request_range": body}
+def _range(key: str) -> Op:
+    return {"request_range": _keys(key)}
 
 
 def _put(key: str, value: str, **extra: Any) -> Op:
@@ -102,7 +106,7 @@ class EtcdMetadataStore:
         http = "https" if scheme == "etcds" else "http"
         self._endpoints = [f"{http}://{h.strip().rstrip('/')}" for h in hosts.split(",") if h.strip()]
         self._current = 0  # the endpoint that answered last
-        self._prefix = prefix.rstrip("/")
+        self.prefix = prefix.rstrip("/")
         self._refresh_ttl_s = refresh_ttl_s
         self._timeout_s = timeout_s
         self._client: httpx.AsyncClient | None = None
@@ -118,7 +122,11 @@ class EtcdMetadataStore:
 
     async def ping(self) -> None:
         """Raises Unavailable unless an endpoint answers a (quorum) read."""
-        await self._call("/v3/kv/range", {"key": _b64(self._key("ping")), "count_only": True})
+        await self._call("/v3/kv/range", _keys(self._key("ping")) | {"count_only": True})
+
+    async def delete_all(self) -> None:
+        """Deletes every key under the prefix (tests; retiring a deployment's namespace)."""
+        await self._call("/v3/kv/deleterange", _keys(self.prefix + "/", prefix=True))
 
     # users
 
@@ -174,7 +182,7 @@ class EtcdMetadataStore:
 
     async def get_channels(self, username: str) -> dict[str, str]:
         prefix = self._key("channels", username) + "/"
-        result = await self._call("/v3/kv/range", _range(prefix, end=_prefix_end(prefix))["request_range"])
+        result = await self._call("/v3/kv/range", _keys(prefix, prefix=True))
         return {_text(kv["key"])[len(prefix) :]: _text(kv.get("value")) for kv in result.get("kvs", [])}
 
     async def find_user_by_channel(self, channel: str, external_id: str) -> str | None:
@@ -222,10 +230,10 @@ class EtcdMetadataStore:
     # the wire
 
     def _key(self, *parts: str) -> str:
-        return "/".join((self._prefix, *parts))
+        return "/".join((self.prefix, *parts))
 
     async def _get(self, key: str) -> KV | None:
-        result = await self._call("/v3/kv/range", {"key": _b64(key)})
+        result = await self._call("/v3/kv/range", _keys(key))
         return next(iter(result.get("kvs", [])), None)
 
     async def _txn(self, *, compare: Sequence[Op] = (), success: Sequence[Op], failure: Sequence[Op] = ()) -> Op:
@@ -234,8 +242,8 @@ class EtcdMetadataStore:
         return {"succeeded": bool(result.get("succeeded")), "responses": result.get("responses", [])}
 
     async def _put_leased(self, key: str, value: str, *, ttl_s: float) -> None:
-        """Puts ``key`` on a new lease, so etcd deletes it after ``ttl_s`` (it raises tiny TTLs to ~2 s)."""
-        lease = await self._call("/v3/lease/grant", {"TTL": max(1, math.ceil(ttl_s))})
+        """Puts ``key`` on a new lease, so that etcd deletes it after ``ttl_s`` seconds."""
+        lease = await self._call("/v3/lease/grant", {"TTL": max(_MIN_LEASE_S, math.ceil(ttl_s))})
         await self._call("/v3/kv/put", _put(key, value, lease=lease["ID"])["request_put"])
 
     async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -47,8 +47,11 @@ class KafkaEventLog:
         client_id: str = "chat4all",
         append_timeout_s: float = 5.0,
         session_timeout_ms: int = 10_000,
+        namespace: str = "",
     ) -> None:
         self._bootstrap = bootstrap_servers(url)
+        # a namespace lets several deployments (or test runs) share one cluster
+        self._prefix = f"{namespace}." if namespace else ""
         self.partitions = partitions
         self._topics = list(topics)
         self._replication = replication_factor
@@ -87,7 +90,9 @@ class KafkaEventLog:
         await admin.start()
         try:
             existing = set(await admin.list_topics())
-            wanted = [t for name in topics for t in (name, f"{name}.dlq") if t not in existing]
+            wanted = [
+                t for name in topics for t in (self._prefix + name, f"{self._prefix}{name}.dlq") if t not in existing
+            ]
             if wanted:
                 try:
                     await admin.create_topics(
@@ -109,7 +114,8 @@ class KafkaEventLog:
             raise Unavailable("the event log is not running")
         try:
             async with asyncio.timeout(self._append_timeout_s):
-                futures = [await producer.send(topic, value, key=key.encode()) for key, value in records]
+                physical = self._prefix + topic
+                futures = [await producer.send(physical, value, key=key.encode()) for key, value in records]
                 await asyncio.gather(*futures)
         except (KafkaError, TimeoutError) as exc:
             raise Unavailable("the event log is not reachable") from exc
@@ -126,29 +132,44 @@ class KafkaEventLog:
 
     def consumer(self, topic: str, group: str) -> KafkaLogConsumer:
         return KafkaLogConsumer(
-            self._bootstrap, topic=topic, group=group, client_id=self._client_id, session_timeout_ms=self._session_timeout_ms
+            self._bootstrap,
+            topic=topic,
+            physical_topic=self._prefix + topic,
+            group=self._prefix + group,
+            client_id=self._client_id,
+            session_timeout_ms=self._session_timeout_ms,
         )
 
 
 class KafkaLogConsumer:
-    def __init__(self, bootstrap: str, *, topic: str, group: str, client_id: str, session_timeout_ms: int) -> None:
+    def __init__(
+        self, bootstrap: str, *, topic: str, physical_topic: str, group: str, client_id: str, session_timeout_ms: int
+    ) -> None:
         self.topic = topic
         self.group = group
-        self._consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=bootstrap,
-            group_id=group,
-            client_id=client_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=max(session_timeout_ms // 4, 500),
-            max_poll_interval_ms=300_000,
-            isolation_level="read_uncommitted",
-        )
+        self._physical = physical_topic
+        self._options = {
+            "bootstrap_servers": bootstrap,
+            "group_id": group,
+            "client_id": client_id,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "session_timeout_ms": session_timeout_ms,
+            "heartbeat_interval_ms": max(session_timeout_ms // 4, 500),
+            "max_poll_interval_ms": 300_000,
+        }
+        self._consumer_instance: AIOKafkaConsumer | None = None
+
+    @property
+    def _consumer(self) -> AIOKafkaConsumer:
+        if self._consumer_instance is None:
+            raise RuntimeError("the consumer is not started")
+        return self._consumer_instance
 
     async def start(self) -> None:
-        await self._consumer.start()
+        # aiokafka binds its objects to the running loop, so they are made here, not in __init__
+        self._consumer_instance = AIOKafkaConsumer(self._physical, **self._options)
+        await self._consumer_instance.start()
 
     async def poll(self, *, max_records: int, timeout_s: float) -> list[LogRecord]:
         batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
@@ -156,7 +177,7 @@ class KafkaLogConsumer:
         for tp, messages in batches.items():
             records.extend(
                 LogRecord(
-                    topic=tp.topic,
+                    topic=self.topic,
                     partition=tp.partition,
                     offset=m.offset,
                     key=m.key.decode() if m.key else "",
@@ -169,13 +190,15 @@ class KafkaLogConsumer:
     async def commit(self, records: Sequence[LogRecord]) -> None:
         upto: dict[TopicPartition, int] = {}
         for r in records:
-            tp = TopicPartition(r.topic, r.partition)
+            tp = TopicPartition(self._physical, r.partition)
             upto[tp] = max(upto.get(tp, 0), r.offset + 1)
         if upto:
             await self._consumer.commit(upto)
 
     async def seek(self, partition: int, offset: int) -> None:
-        self._consumer.seek(TopicPartition(self.topic, partition), offset)
+        self._consumer.seek(TopicPartition(self._physical, partition), offset)
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        if self._consumer_instance is not None:
+            consumer, self._consumer_instance = self._consumer_instance, None
+            await consumer.stop()

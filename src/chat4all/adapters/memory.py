@@ -32,10 +32,8 @@ class MemoryPresenceStore:
         self._last_seen[username] = at
         return was_offline
 
-    async def heartbeat(self, username: str, connection_id: str, *, at: datetime) -> None:
-        sockets = self._sockets.get(username)
-        if sockets is not None and connection_id in sockets:
-            sockets[connection_id] = (sockets[connection_id][0], at)
+    async def heartbeat(self, username: str, connection_id: str, *, node: str, at: datetime) -> None:
+        self._sockets[username][connection_id] = (node, at)
         self._last_seen[username] = at
 
     async def disconnected(self, username: str, connection_id: str, *, at: datetime) -> bool:

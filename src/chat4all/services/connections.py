@@ -122,7 +122,7 @@ class ConnectionService:
         connection.caught_up()
 
     async def heartbeat(self, connection: Connection) -> None:
-        await self._presence.heartbeat(connection.username, connection.connection_id, at=utcnow())
+        await self._presence.heartbeat(connection.username, connection.connection_id, node=self._node, at=utcnow())
 
     async def on_client_frame(self, connection: Connection, raw: str | bytes) -> Frame | None:
         """Handles one frame from the client; returns the reply to send, if any."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from chat4all.domain.errors import Unavailable
 from chat4all.domain.events import StatusEvent
 from chat4all.domain.frames import Frame, status_frame
 from chat4all.domain.ids import utcnow
@@ -75,5 +76,9 @@ class DeliveryService:
                 )
                 events.append((event.key(), event.encode()))
                 frames.append((message.sender, status_frame(change)))
-        await self._push.send(frames)
+        # the events are the durable record (webhooks read them); the frames are a courtesy
         await self._log.append_many(StatusEvent.topic, events)
+        try:
+            await self._push.send(frames)
+        except Unavailable:
+            log.warning("status frames not pushed: push is unavailable", changes=len(frames))
