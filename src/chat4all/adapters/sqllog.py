@@ -135,23 +135,37 @@ class SqlLogConsumer:
         self._cursor = 0
 
     async def start(self) -> None:
-        t = consumer_offsets
+        t, e = consumer_offsets, event_log
         async with self._db.read() as conn:
             rows = await conn.execute(
                 sa.select(t.c.partition, t.c.next_offset).where(t.c.group_id == self.group, t.c.topic == self.topic)
             )
             committed = {r.partition: r.next_offset for r in rows}
-        self._next = {p: committed.get(p, 0) for p in range(self._log.partitions)}
-        # a batch is committed as a whole, so nothing below the lowest committed offset is pending
-        self._cursor = min(committed.values(), default=0)
+            self._next = {p: committed.get(p, 0) for p in range(self._log.partitions)}
+            # scan from the oldest record still pending in any partition (one indexed look-up each)
+            pending = [
+                await conn.scalar(
+                    sa.select(sa.func.min(e.c.offset)).where(
+                        e.c.topic == self.topic, e.c.partition == p, e.c.offset >= next_offset
+                    )
+                )
+                for p, next_offset in self._next.items()
+            ]
+        found = [o for o in pending if o is not None]
+        self._cursor = min(found) if found else max(self._next.values(), default=0)
 
     async def poll(self, *, max_records: int, timeout_s: float) -> list[LogRecord]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
+            cursor = self._cursor
             records = await self._read(max_records)
+            if records:
+                return records
+            if self._cursor != cursor:
+                continue  # skipped records of partitions already past them; keep scanning
             remaining = deadline - loop.time()
-            if records or remaining <= 0:
+            if remaining <= 0:
                 return records
             await self._log.wait_for_appends(min(remaining, self._log.poll_interval_s))
 

@@ -23,7 +23,7 @@ def continue_trace(header: str | None) -> str:
     """A child traceparent of ``header`` if it is valid, else a fresh trace."""
     if header:
         match = _TRACEPARENT.match(header.strip().lower())
-        if match and match.group(1) != "0" * 32:
+        if match and match.group(1) != "0" * 32 and match.group(2) != "0" * 16:
             return new_traceparent(match.group(1))
     return new_traceparent()
 

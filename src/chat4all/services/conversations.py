@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -110,6 +110,6 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         parsed = datetime.fromisoformat(created_at)
         if parsed.tzinfo is None:
             raise ValueError("naive")
-        return parsed, str(conversation_id)
-    except (ValueError, TypeError) as exc:
+        return parsed.astimezone(UTC), str(conversation_id)
+    except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput("invalid cursor") from exc

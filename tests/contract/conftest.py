@@ -1,0 +1,280 @@
+"""Fixtures for the contract suites: every store, on every adapter.
+
+``database`` is parametrized over SQLite (a fresh file per test) and PostgreSQL (the server from
+``scripts/services.sh``, URL in ``CHAT4ALL_TEST_POSTGRES_URL``). For PostgreSQL one uniquely named
+database is created and migrated once per session, every test starts from empty tables, and the
+database is dropped at the end. Without the URL the PostgreSQL tests skip — except in CI, where
+they fail: a real-server test must never be skipped silently there.
+
+``metadata_store`` runs on those two and on etcd (``CHAT4ALL_TEST_ETCD_URL``, default the local
+server), each etcd test under a key prefix of its own, deleted afterwards; unreachable → skip/fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import pytest
+import sqlalchemy as sa
+
+from chat4all.adapters.etcd import EtcdMetadataStore
+from chat4all.adapters.memory import MemoryPresenceStore
+from chat4all.adapters.sql.conversations import SqlConversationStore
+from chat4all.adapters.sql.database import Database
+from chat4all.adapters.sql.messages import SqlMessageStore
+from chat4all.adapters.sql.metadata import SqlMetadataStore
+from chat4all.adapters.sql.migrate import upgrade
+from chat4all.adapters.sql.schema import metadata as schema_metadata
+from chat4all.adapters.sqllog import SqlEventLog
+from chat4all.domain.errors import Unavailable
+
+T = TypeVar("T")
+
+POSTGRES_URL_ENV = "CHAT4ALL_TEST_POSTGRES_URL"
+REDIS_URL_ENV = "CHAT4ALL_TEST_REDIS_URL"
+ETCD_URL_ENV = "CHAT4ALL_TEST_ETCD_URL"
+ETCD_DEFAULT_URL = "etcd://127.0.0.1:2379"
+REDIS_DEFAULT_URL = "redis://127.0.0.1:6379/15"
+# partitions of the event log under test; a few, so that keys spread over more than one
+LOG_PARTITIONS = 4
+# seconds a presence entry lives without a heartbeat
+PRESENCE_TTL_S = 30.0
+
+
+def _run_in_private_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Runs session set-up/tear-down on its own loop, leaving the tests' loops alone."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
+def _asyncpg_dsn(url: sa.URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _create_and_migrate(admin: sa.URL, name: str) -> None:
+    conn = await asyncpg.connect(_asyncpg_dsn(admin))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    db = Database(admin.set(database=name).render_as_string(hide_password=False))
+    try:
+        await upgrade(db)
+    finally:
+        await db.close()
+
+
+async def _drop(admin: sa.URL, name: str) -> None:
+    conn = await asyncpg.connect(_asyncpg_dsn(admin))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A migrated database of its own on the test server, for this session only."""
+    raw = os.environ.get(POSTGRES_URL_ENV)
+    if not raw:
+        message = f"{POSTGRES_URL_ENV} is not set (run `scripts/services.sh up postgres` and `eval \"$(scripts/services.sh env)\"`)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    admin = sa.make_url(raw)
+    name = f"chat4all_contract_{os.getpid()}_{secrets.token_hex(4)}"
+    _run_in_private_loop(_create_and_migrate(admin, name))
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        _run_in_private_loop(_drop(admin, name))
+
+
+async def _empty_all_tables(db: Database) -> None:
+    names = ", ".join(f'"{t.name}"' for t in schema_metadata.sorted_tables)
+    async with db.write() as conn:
+        await conn.execute(sa.text(f"TRUNCATE TABLE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def _database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/t.db"
+    # resolved in a sync fixture, outside the test's event loop: the session set-up runs a loop of its own
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    return _database_url(backend, tmp_path, request)
+
+
+@asynccontextmanager
+async def _database(database_url: str) -> AsyncIterator[Database]:
+    db = Database(database_url)
+    if db.is_sqlite:
+        await upgrade(db)
+    else:
+        await _empty_all_tables(db)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A migrated, empty database on each backend."""
+    async with _database(database_url) as db:
+        yield db
+
+
+@asynccontextmanager
+async def _etcd_metadata_store(url: str) -> AsyncIterator[EtcdMetadataStore]:
+    """Skips when etcd is unreachable (fails in CI); deletes the prefix's keys afterwards."""
+    store = EtcdMetadataStore(url, prefix=f"/chat4all-test/{uuid.uuid4()}")
+    await store.start()
+    try:
+        await store.ping()
+    except Unavailable as exc:
+        await store.close()
+        message = f"etcd at {url} is not reachable ({exc}); run `scripts/services.sh up etcd`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield store
+    finally:
+        await store.delete_all()
+        await store.close()
+
+
+@pytest.fixture
+async def etcd_metadata_store() -> AsyncIterator[EtcdMetadataStore]:
+    async with _etcd_metadata_store(os.environ.get(ETCD_URL_ENV, ETCD_DEFAULT_URL)) as store:
+        yield store
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+        pytest.param("etcd", id="etcd", marks=pytest.mark.etcd),
+    ]
+)
+def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "etcd":
+        return os.environ.get(ETCD_URL_ENV, ETCD_DEFAULT_URL)
+    return _database_url(request.param, tmp_path, request)
+
+
+@pytest.fixture
+async def metadata_store(metadata_url: str) -> AsyncIterator[Any]:
+    """Every MetadataStore adapter: SQL on each database backend, and etcd."""
+    if metadata_url.startswith("etcd://"):
+        async with _etcd_metadata_store(metadata_url) as store:
+            yield store
+    else:
+        async with _database(metadata_url) as db:
+            yield SqlMetadataStore(db)
+
+
+@pytest.fixture
+def conversation_store(database: Database) -> SqlConversationStore:
+    return SqlConversationStore(database)
+
+
+@pytest.fixture
+def message_store(database: Database) -> SqlMessageStore:
+    return SqlMessageStore(database)
+
+
+@pytest.fixture
+async def event_log(database: Database) -> AsyncIterator[SqlEventLog]:
+    # a long poll interval: a poll waiting for records must be woken by the append itself,
+    # not find them by re-reading the table on its own schedule
+    log = SqlEventLog(database, partitions=LOG_PARTITIONS, poll_interval_s=30.0)
+    await log.start()
+    try:
+        yield log
+    finally:
+        await log.close()
+
+
+@dataclass
+class RedisKeyspace:
+    """The test Redis (``CHAT4ALL_TEST_REDIS_URL``) and a key prefix no other test uses."""
+
+    url: str
+    client: Any  # redis.asyncio.Redis
+    prefix: str
+
+
+@asynccontextmanager
+async def _redis_keyspace() -> AsyncIterator[RedisKeyspace]:
+    """Skips when Redis is unreachable (fails in CI); deletes the prefix's keys afterwards."""
+    from redis.exceptions import RedisError
+
+    from chat4all.adapters.redis import connect
+
+    url = os.environ.get(REDIS_URL_ENV, REDIS_DEFAULT_URL)
+    client = connect(url, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        message = f"Redis at {url} is not reachable ({exc}); run `scripts/services.sh up redis`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    space = RedisKeyspace(url, client, f"test-{secrets.token_hex(6)}")
+    try:
+        yield space
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{space.prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis_keyspace() -> AsyncIterator[RedisKeyspace]:
+    async with _redis_keyspace() as space:
+        yield space
+
+
+@pytest.fixture(
+    params=[pytest.param("memory", id="memory"), pytest.param("redis", id="redis", marks=pytest.mark.redis)]
+)
+async def presence_store(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """Every PresenceStore adapter, each with a time-to-live of ``PRESENCE_TTL_S``."""
+    if request.param == "memory":
+        yield MemoryPresenceStore(ttl_s=PRESENCE_TTL_S)
+    elif request.param == "redis":
+        from chat4all.adapters.redis import RedisPresenceStore
+
+        async with _redis_keyspace() as space:
+            yield RedisPresenceStore(space.client, ttl_s=PRESENCE_TTL_S, key_prefix=space.prefix)
+    else:  # pragma: no cover
+        raise AssertionError(f"unknown presence adapter {request.param}")
