@@ -1,0 +1,213 @@
+"""The load: senders on an open-loop schedule, recipients on WebSockets who ack what they get.
+
+Open loop: message k has an intended send time fixed in advance by the target rate; latency is
+measured from that time, so a server that falls behind shows it (no coordinated omission).
+Within a conversation messages go one at a time, in schedule order, so that the order the
+recipients see can be checked against the order they were sent in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+PASSWORD = "bench-password-1"
+
+
+@dataclass
+class Sample:
+    conversation: int
+    index: int
+    intended: float
+    message_id: str | None = None
+    accepted: float | None = None
+    status: int | None = None
+    recipients: int = 0
+    received: dict[str, float] = field(default_factory=dict)  # recipient → first receive time
+
+
+@dataclass
+class Recipient:
+    username: str
+    url: str
+    token: str = ""
+    ws: Any = None
+    seen: dict[int, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))  # conv → (seq, index)
+    duplicates: int = 0
+
+
+def schedule(rate: float, duration: float, ramp: float) -> list[float]:
+    """Intended send times (seconds from start): linear ramp from 0 to ``rate`` over ``ramp``
+    seconds, then ``rate`` until ``duration``."""
+    ramp = min(ramp, duration)
+    total = int(rate * ramp / 2 + rate * (duration - ramp))
+    times = []
+    for k in range(total):
+        if ramp > 0 and k < rate * ramp / 2:
+            times.append(math.sqrt(2 * k * ramp / rate))
+        else:
+            times.append(ramp + (k - rate * ramp / 2) / rate)
+    return times
+
+
+class Load:
+    def __init__(self, api_urls: list[str], *, rate: float, duration: float, conversations: int, recipients: int, ramp: float) -> None:
+        self.urls = api_urls
+        self.rate, self.duration, self.ramp = rate, duration, ramp
+        self.n_conversations, self.n_recipients = conversations, recipients
+        self.run_id = secrets.token_hex(3)
+        self.sessions: dict[str, aiohttp.ClientSession] = {}
+        self.senders: list[tuple[str, str, str]] = []  # (url, token, conversation_id) per conversation
+        self.recipients: list[Recipient] = []
+        self.samples: list[Sample] = []
+        self.by_id: dict[str, Sample] = {}
+        self._acks: dict[int, list[str]] = defaultdict(list)
+        self._readers: list[asyncio.Task[None]] = []
+        self.started = 0.0
+
+    # setup ---------------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        for url in self.urls:
+            self.sessions[url] = aiohttp.ClientSession(
+                base_url=url, connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60), json_serialize=lambda o: orjson.dumps(o).decode()
+            )
+        jobs = [self._conversation(i) for i in range(self.n_conversations)]
+        for start in range(0, len(jobs), 20):  # a few at a time: registration hashes passwords
+            await asyncio.gather(*jobs[start : start + 20])
+        for i, r in enumerate(self.recipients):
+            r.ws = await self.sessions[r.url].ws_connect("/v1/ws", headers={"Authorization": f"Bearer {r.token}"}, max_msg_size=0)
+            await r.ws.send_str('{"type":"ping"}')
+            while orjson.loads((await r.ws.receive()).data).get("type") != "pong":
+                pass  # drain anything pending from an earlier run
+            self._readers.append(asyncio.create_task(self._read(i, r)))
+
+    async def _user(self, url: str, username: str) -> str:
+        session = self.sessions[url]
+        async with session.post("/v1/auth/register", json={"username": username, "password": PASSWORD}) as r:
+            if r.status not in (201, 409):
+                raise RuntimeError(f"register {username}: {r.status} {await r.text()}")
+        async with session.post("/v1/auth/token", json={"username": username, "password": PASSWORD}) as r:
+            return (await r.json())["access_token"]
+
+    async def _conversation(self, i: int) -> None:
+        url = self.urls[i % len(self.urls)]
+        sender = f"b{self.run_id}s{i}"
+        token = await self._user(url, sender)
+        members = []
+        for j in range(self.n_recipients):
+            name = f"b{self.run_id}r{i}-{j}"
+            r_url = self.urls[(i + j + 1) % len(self.urls)]  # recipients on another node when there are several
+            r = Recipient(name, r_url, await self._user(r_url, name))
+            self.recipients.append(r)
+            members.append(name)
+        kind = "private" if len(members) == 1 else "group"
+        async with self.sessions[url].post(
+            "/v1/conversations", json={"type": kind, "members": members}, headers={"Authorization": f"Bearer {token}"}
+        ) as resp:
+            conversation_id = (await resp.json())["conversation_id"]
+        self.senders.append((url, token, conversation_id))
+
+    # run -----------------------------------------------------------------------------------
+
+    async def run(self, drain_s: float = 30.0) -> None:
+        times = schedule(self.rate, self.duration, self.ramp)
+        queues: list[asyncio.Queue[Sample | None]] = [asyncio.Queue() for _ in self.senders]
+        workers = [asyncio.create_task(self._send_loop(c, q)) for c, q in enumerate(queues)]
+        ackers = asyncio.create_task(self._ack_loop())
+        self.started = time.perf_counter()
+        per_conversation = [0] * len(self.senders)
+        for k, at in enumerate(times):
+            delay = self.started + at - time.perf_counter()
+            if delay > 0.001:
+                await asyncio.sleep(delay)
+            c = k % len(self.senders)
+            sample = Sample(conversation=c, index=per_conversation[c], intended=self.started + at)
+            per_conversation[c] += 1
+            self.samples.append(sample)
+            queues[c].put_nowait(sample)
+        for q in queues:
+            q.put_nowait(None)
+        await asyncio.gather(*workers)
+        deadline = time.perf_counter() + drain_s
+        while time.perf_counter() < deadline and not self._all_received():
+            await asyncio.sleep(0.1)
+        ackers.cancel()
+        for task in self._readers:
+            task.cancel()
+
+    def _all_received(self) -> bool:
+        return all(len(s.received) >= s.recipients for s in self.samples if s.accepted is not None)
+
+    async def _send_loop(self, c: int, queue: asyncio.Queue[Sample | None]) -> None:
+        url, token, conversation_id = self.senders[c]
+        session = self.sessions[url]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        while (sample := await queue.get()) is not None:
+            body = orjson.dumps(
+                {"conversation_id": conversation_id, "payload": {"type": "text", "text": f"{c}:{sample.index}"}}
+            )
+            try:
+                async with session.post("/v1/messages", data=body, headers=headers) as resp:
+                    sample.status = resp.status
+                    answer = await resp.read()
+            except aiohttp.ClientError:
+                sample.status = 0
+                continue
+            if sample.status == 202:
+                sample.accepted = time.perf_counter()
+                sample.message_id = orjson.loads(answer)["message_id"]
+                sample.recipients = self.n_recipients
+                self.by_id[sample.message_id] = sample
+
+    async def _read(self, i: int, r: Recipient) -> None:
+        async for msg in r.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            now = time.perf_counter()
+            frame = orjson.loads(msg.data)
+            if frame.get("type") != "message":
+                continue
+            m = frame["message"]
+            c_text, _, index = m["payload"]["text"].partition(":")
+            sample = self.by_id.get(m["message_id"])
+            if sample is not None:
+                if r.username in sample.received:
+                    r.duplicates += 1
+                else:
+                    sample.received[r.username] = now
+            r.seen[int(c_text)].append((m["sequence_number"], int(index)))
+            self._acks[i].append(m["message_id"])
+
+    async def _ack_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.02)
+            pending, self._acks = self._acks, defaultdict(list)
+            for i, ids in pending.items():
+                await self.recipients[i].ws.send_bytes(orjson.dumps({"type": "ack", "message_ids": ids}))
+
+    async def close(self) -> None:
+        for r in self.recipients:
+            if r.ws is not None:
+                await r.ws.close()
+        for session in self.sessions.values():
+            await session.close()
+
+    # results -------------------------------------------------------------------------------
+
+    def order_violations(self) -> int:
+        violations = 0
+        for r in self.recipients:
+            for seen in r.seen.values():
+                for (seq_a, idx_a), (seq_b, idx_b) in zip(seen, seen[1:]):
+                    if seq_b <= seq_a or idx_b <= idx_a:
+                        violations += 1
+        return violations

@@ -1,0 +1,79 @@
+"""One bench run: start (or aim at) a stack, set up, load, measure, write the report."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from chat4all.bench.load import Load
+from chat4all.bench.report import summarize, write
+from chat4all.bench.stack import Stack, process_cpu_s, start_embedded, start_production
+
+
+async def _measure(urls: list[str], stack: Stack | None, args: dict[str, Any], out: Path) -> dict[str, Any]:
+    load = Load(
+        urls,
+        rate=args["rate"],
+        duration=args["duration"],
+        conversations=args["conversations"],
+        recipients=args["recipients"],
+        ramp=args["ramp"],
+    )
+    try:
+        await load.setup()
+        cpu_before = stack.usage()[0] if stack else None
+        started = time.perf_counter()
+        await load.run(drain_s=args["drain"])
+        elapsed = time.perf_counter() - started
+        cpu_after, rss = stack.usage() if stack else (None, None)
+    finally:
+        await load.close()
+    result = summarize(
+        load,
+        server_cpu_s=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+        server_peak_rss_mb=rss,
+        elapsed_s=elapsed,
+    )
+    result["profile"] = args["profile"] or "url"
+    import os
+
+    result["bench_cpu_s"] = round(process_cpu_s(os.getpid()), 1)
+    write(out, load, result)
+    return result
+
+
+def run(
+    *,
+    url: str | None,
+    profile: str | None,
+    rate: float,
+    duration: float,
+    conversations: int,
+    recipients: int,
+    ramp: float,
+    drain: float,
+    out: Path,
+    apis: int,
+    routers: int,
+) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    args = {
+        "rate": rate, "duration": duration, "conversations": conversations, "recipients": recipients,
+        "ramp": ramp, "drain": drain, "profile": profile,
+    }
+    stack: Stack | None = None
+    if url:
+        urls = [u.strip().rstrip("/") for u in url.split(",")]
+    elif profile == "production":
+        stack = start_production(log_dir=out, apis=apis, routers=routers)
+        urls = stack.api_urls
+    else:
+        stack = start_embedded(log_dir=out)
+        urls = stack.api_urls
+    try:
+        return asyncio.run(_measure(urls, stack, args, out))
+    finally:
+        if stack is not None:
+            stack.stop()
