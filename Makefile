@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test test-fast services-up services-down clean
+.PHONY: run up test test-fast services-up services-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/chat4all serve all
+
+# The production profile locally: real servers, 2 API processes, 2 routers.
+up: $(STAMP)
+	./scripts/up.sh
 
 # Brings up the real servers the tests use (scripts/services.sh), then runs every test.
 test: $(STAMP)

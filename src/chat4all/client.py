@@ -138,6 +138,37 @@ class Chat4AllClient:
     async def ack(self, message_ids: list[str], status: str = "delivered") -> None:
         await self.request("POST", "/v1/messages/ack", json={"message_ids": message_ids, "status": status}, expect=(204,))
 
+    # files -----------------------------------------------------------------------------------
+
+    async def initiate_upload(
+        self, filename: str, size: int, *, content_type: str | None = None, sha256: str | None = None
+    ) -> dict[str, Any]:
+        """POST /v1/files/initiate → {file_id, part_size, parts:[{part_number, url}], expires_at}."""
+        body: dict[str, Any] = {"filename": filename, "size": size}
+        if content_type is not None:
+            body["content_type"] = content_type
+        if sha256 is not None:
+            body["sha256"] = sha256
+        return await self.request("POST", "/v1/files/initiate", json=body, expect=(201,))
+
+    async def upload_state(self, file_id: str) -> dict[str, Any]:
+        """GET /v1/files/{id}/upload → the stored parts and fresh URLs for the missing ones."""
+        return await self.request("GET", f"/v1/files/{file_id}/upload")
+
+    async def complete_upload(self, file_id: str, sha256: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """POST /v1/files/complete; verifying a big file takes a while, hence the own timeout."""
+        body = {"file_id": file_id, "sha256": sha256}
+        return await self.request("POST", "/v1/files/complete", json=body, timeout=timeout or 600.0)
+
+    async def get_file(self, file_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/v1/files/{file_id}")
+
+    async def send_file(self, conversation_id: str, file_id: str, *, caption: str | None = None, **fields: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = {"type": "file", "file_id": file_id}
+        if caption is not None:
+            payload["caption"] = caption
+        return await self.send({"conversation_id": conversation_id, "payload": payload, **fields})
+
     # websocket -------------------------------------------------------------------------------
 
     @asynccontextmanager

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     event_log_url: str = "db"
     metadata_url: str = "db"
     presence_url: str = "memory://"
+    # isolates deployments sharing servers: prefixes Kafka topics and groups, etcd and Redis keys
+    namespace: str = Field("", pattern=r"^[a-z0-9_-]{0,40}$")
     database_pool_size: int = Field(10, ge=1)
     log_append_timeout_s: float = Field(5.0, gt=0)
     router_session_timeout_ms: int = Field(10_000, ge=1000)
@@ -63,6 +65,44 @@ class Settings(BaseSettings):
     access_log: bool = True
 
     migrate_on_start: bool | None = None  # default: only for SQLite
+
+    # files (R5): where the bytes go, and the rules of uploads
+    blob_url: str | None = None  # default: file://<data_dir>/files; or s3://BUCKET?endpoint=…&access_key=…
+    max_file_bytes: int = Field(2 * 1024**3, gt=0)
+    # parts of an upload; the blob store may raise it (S3 needs 5 MiB), only local disk goes lower
+    file_part_bytes: int = Field(8 * 1024**2, ge=64 * 1024)
+    file_upload_url_ttl_s: int = Field(3600, ge=1)
+    file_download_url_ttl_s: int = Field(3600, ge=1)
+    # uploads still incomplete after this long are dropped; checked every file_cleanup_interval_s
+    file_upload_max_age_s: int = Field(24 * 3600, ge=1)
+    file_cleanup_interval_s: float = Field(600.0, gt=0)
+
+    # webhooks (R6.5, R8.5): signed callbacks from a durable outbox
+    webhooks_timeout_s: float = Field(5.0, gt=0, le=60)
+    webhooks_max_retries: int = Field(3, ge=0, le=20)
+    webhooks_retry_base_s: float = Field(1.0, gt=0)  # retries after base, 2×base, 4×base, ...
+    # a webhook whose callbacks failed (every attempt) this many times in a row is disabled
+    webhooks_disable_after: int = Field(20, ge=1)
+    webhooks_max_per_user: int = Field(10, ge=1)
+    # SSRF: private, loopback, link-local, ... addresses are refused unless allowed here
+    webhooks_allow_private: bool = False
+    webhooks_allowed_networks: str | None = None  # CIDRs, comma-separated; default: loopback if SQLite
+    webhooks_poll_interval_s: float = Field(0.5, gt=0)
+    webhooks_max_in_flight: int = Field(32, ge=1)
+    webhooks_claim_ttl_s: float = Field(30.0, gt=0)  # a callback held by a worker that died is retried after this
+    webhooks_retention_s: float = Field(7 * 24 * 3600, gt=0)  # finished callbacks and their attempts are kept this long
+
+    # connectors (R9, R14): external channels, configured in the metadata store (chat4all connectors)
+    connectors_refresh_interval_s: float = Field(5.0, gt=0)  # how often configuration changes are picked up
+    connectors_poll_interval_s: float = Field(0.2, gt=0)  # the dispatcher's look for due deliveries when not woken
+    connectors_max_attempts: int = Field(5, ge=1, le=50)
+    connectors_retry_base_s: float = Field(1.0, gt=0)  # retries after base, 2×base, 4×base, 8×base (±jitter)
+    connectors_retry_jitter: float = Field(0.2, ge=0, lt=1)
+    connectors_breaker_failures: int = Field(5, ge=1)  # consecutive failures that open a connector's breaker
+    connectors_breaker_open_s: float = Field(5.0, gt=0)  # how long it stays open before a probe
+    connectors_claim_ttl_s: float = Field(60.0, gt=0)  # a delivery held by a dispatcher that died is retried after this
+    # the simulated WhatsApp, Instagram and Messenger, configured at start if they are not; default: SQLite only
+    connectors_simulated: bool | None = None
 
     @field_validator("log_level")
     @classmethod
@@ -99,8 +139,23 @@ class Settings(BaseSettings):
         return self.is_sqlite if self.migrate_on_start is None else self.migrate_on_start
 
     @property
+    def resolved_webhooks_allowed_networks(self) -> str:
+        """The embedded profile (SQLite) lets webhooks call loopback, so one machine can try them."""
+        if self.webhooks_allowed_networks is not None:
+            return self.webhooks_allowed_networks
+        return "127.0.0.0/8,::1/128" if self.is_sqlite else ""
+
+    @property
+    def simulated_connectors_by_default(self) -> bool:
+        return self.is_sqlite if self.connectors_simulated is None else self.connectors_simulated
+
+    @property
     def resolved_public_base_url(self) -> str:
         return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def resolved_blob_url(self) -> str:
+        return self.blob_url or f"file://{self.data_dir / 'files'}"
 
     def resolved_jwt_secret(self) -> str:
         """The configured secret, or one generated on first start and kept in the data dir."""

@@ -4,39 +4,62 @@ stops them. Nothing else in the code base constructs an adapter."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 from chat4all.adapters.memory import LocalHub, MemoryPresenceStore
+from chat4all.adapters.sql.connector_links import SqlConnectorLinks
 from chat4all.adapters.sql.conversations import SqlConversationStore
 from chat4all.adapters.sql.database import Database
+from chat4all.adapters.sql.files import SqlFileStore
 from chat4all.adapters.sql.messages import SqlMessageStore
 from chat4all.adapters.sql.metadata import SqlMetadataStore
 from chat4all.adapters.sql.migrate import upgrade
 from chat4all.adapters.sqllog import SqlEventLog
+from chat4all.adapters.sql.webhook_outbox import SqlWebhookOutbox
+from chat4all.adapters.sql.webhooks import SqlWebhookRegistry
+from chat4all.adapters.webhook_http import HttpCallbackTransport
 from chat4all.config import Settings
-from chat4all.domain.events import MessageEvent, PresenceEvent, StatusEvent
-from chat4all.ports import EventLog, MetadataStore, PresenceStore, Push
+from chat4all.connectors.registry import Plugins
+from chat4all.domain.egress import EgressPolicy
+from chat4all.domain.events import FileEvent, MessageEvent, PresenceEvent, StatusEvent
+from chat4all.ports import BlobStore, EventLog, MessageStore, MetadataStore, PresenceStore, Push, WebhookOutbox
+from chat4all.ports import ConnectorConfigStore
 from chat4all.observability.logging import get_logger
+from chat4all.runtime_connectors import connector_configs, connector_dispatcher, connector_hub, dead_letter_service
+from chat4all.services.dead_letters import DeadLetterService
 from chat4all.services.auth import AuthService
 from chat4all.services.connections import ConnectionService
 from chat4all.services.conversations import ConversationService
 from chat4all.services.deliveries import DeliveryService
+from chat4all.services.files import FileService, UploadCleanup
+from chat4all.services.inbound import InboundService
 from chat4all.services.messages import MessageService
 from chat4all.services.users import UserService
+from chat4all.services.webhook_callbacks import CallbackSource, FileCallbacks, StatusCallbacks
+from chat4all.services.webhooks import WebhookService
 from chat4all.workers.base import Worker
+from chat4all.workers.periodic import PeriodicTask
 from chat4all.workers.router import RouterWorker
+from chat4all.workers.webhook_delivery import DeliveryRules, WebhookDispatcher
+from chat4all.workers.webhooks import GROUP as WEBHOOKS_GROUP
+from chat4all.workers.webhooks import WebhookIntake
 
 log = get_logger(__name__)
 
 
 class Role(StrEnum):
-    """What a process runs: everything (embedded), the HTTP/WebSocket API, or the router."""
+    """What a process runs: everything (embedded), the HTTP/WebSocket API, the router, or the
+    webhook worker."""
 
     ALL = "all"
     API = "api"
     ROUTER = "router"
+    WEBHOOKS = "webhooks"
 
 
 class ConfigurationError(Exception):
@@ -51,6 +74,9 @@ class Services:
     messages: MessageService
     deliveries: DeliveryService
     connections: ConnectionService
+    files: FileService
+    webhooks: WebhookService
+    inbound: InboundService | None = None  # calls from channel providers (connectors)
 
 
 class Component(Protocol):
@@ -74,6 +100,9 @@ class Runtime:
     # started in this order, stopped in reverse; each also answers readiness under its name
     components: dict[str, Component] = field(default_factory=dict)
     workers: list[Worker] = field(default_factory=list)
+    blobs: BlobStore | None = None
+    # background chores (cleanup of abandoned uploads), started after the workers
+    tasks: list[PeriodicTask] = field(default_factory=list)
 
     async def start(self) -> None:
         if self.settings.should_migrate_on_start:
@@ -82,10 +111,14 @@ class Runtime:
             await component.start()
         for worker in self.workers:
             await worker.start()
+        for task in self.tasks:
+            await task.start()
         log.info("chat4all started", role=self.role.value, node=self.settings.node_id)
 
     async def stop(self) -> None:
         # stop taking work first, then let the log write what it holds, then close the stores
+        for task in reversed(self.tasks):
+            await task.stop()
         for worker in reversed(self.workers):
             await worker.stop()
         for name, component in reversed(self.components.items()):
@@ -121,6 +154,19 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
 
     conversations = ConversationService(conversations=conversation_store, metadata=metadata)
     deliveries = DeliveryService(messages=message_store, log=event_log, push=push)
+    blobs, files, cleanup = _files(settings, database, event_log, role, components)
+    webhooks, webhook_workers = _webhooks(settings, database, metadata, message_store, event_log, role, components)
+    connectors = connector_hub(settings, database, metadata)
+    if role in (Role.ALL, Role.API, Role.ROUTER):  # routers send through them, API nodes take their webhooks
+        components["connectors"] = connectors
+    messages = MessageService(
+        conversations=conversations,
+        messages=message_store,
+        log=event_log,
+        max_text_chars=settings.max_text_chars,
+        files=files,
+        supported_channels=connectors.all_channels,  # built-in, installed plugins and configured channels
+    )
     services = Services(
         auth=AuthService(
             metadata=metadata,
@@ -129,14 +175,9 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
             refresh_ttl_s=settings.refresh_token_ttl_s,
             bcrypt_rounds=settings.bcrypt_rounds,
         ),
-        users=UserService(metadata=metadata),
+        users=UserService(metadata=metadata, supported_channels=connectors.external_channels),
         conversations=conversations,
-        messages=MessageService(
-            conversations=conversations,
-            messages=message_store,
-            log=event_log,
-            max_text_chars=settings.max_text_chars,
-        ),
+        messages=messages,
         deliveries=deliveries,
         connections=ConnectionService(
             hub=hub,
@@ -147,8 +188,18 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
             node_id=settings.node_id,
             queue_size=settings.ws_send_queue,
         ),
+        files=files,
+        webhooks=webhooks,
+        inbound=InboundService(
+            hub=connectors, metadata=metadata, links=SqlConnectorLinks(database), deliveries=deliveries, messages=messages
+        ),
     )
-    workers: list[Worker] = []
+    dispatcher = None
+    if role in (Role.ALL, Role.ROUTER):  # external deliveries go out from the processes that route
+        components.setdefault("blobs", blobs)  # file messages go out with a download URL
+        dispatcher = connector_dispatcher(settings, database, connectors, metadata, deliveries, event_log, blobs)
+        components["connector_dispatch"] = dispatcher
+    workers: list[Worker] = [*webhook_workers]
     if role in (Role.ALL, Role.ROUTER):
         workers.append(
             RouterWorker(
@@ -159,6 +210,7 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
                 deliveries=deliveries,
                 log=event_log,
                 batch_size=settings.router_batch_size,
+                on_external=dispatcher.wake if dispatcher is not None else None,
             )
         )
     return Runtime(
@@ -170,7 +222,164 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
         hub=hub,
         components=components,
         workers=workers,
+        blobs=blobs,
+        tasks=[cleanup] if cleanup is not None else [],
     )
+
+
+def build_blob_store(settings: Settings) -> BlobStore:
+    """The BlobStore named by ``blob_url``: the local disk (file://) or S3 (s3://)."""
+    url = settings.resolved_blob_url
+    if url.startswith("file://"):
+        from chat4all.adapters.localfs import LocalBlobStore, signing_key
+
+        return LocalBlobStore(
+            Path(url.removeprefix("file://")),
+            base_url=settings.resolved_public_base_url,
+            key=signing_key(settings.resolved_jwt_secret()),
+        )
+    from chat4all.adapters.s3 import S3BlobStore
+
+    return S3BlobStore(url, key_prefix=f"{settings.namespace}/" if settings.namespace else "")
+
+
+def _files(
+    settings: Settings, database: Database, event_log: EventLog, role: Role, components: dict[str, Component]
+) -> tuple[BlobStore, FileService, PeriodicTask | None]:
+    blobs = build_blob_store(settings)
+    file_store = SqlFileStore(database)
+    files = FileService(
+        files=file_store,
+        blobs=blobs,
+        log=event_log,
+        max_size=settings.max_file_bytes,
+        part_size=settings.file_part_bytes,
+        upload_url_ttl_s=settings.file_upload_url_ttl_s,
+        download_url_ttl_s=settings.file_download_url_ttl_s,
+    )
+    if role not in (Role.ALL, Role.API):  # only processes that serve the API touch file bytes
+        return blobs, files, None
+    components["blobs"] = blobs
+    cleanup = UploadCleanup(files=file_store, blobs=blobs, max_age_s=settings.file_upload_max_age_s)
+    task = PeriodicTask("file-cleanup", cleanup.run_once, interval_s=settings.file_cleanup_interval_s)
+    return blobs, files, task
+
+
+async def clean_up_uploads(settings: Settings, *, max_age_s: float | None = None) -> int:
+    """One cleanup of abandoned uploads, outside a server (``chat4all files cleanup``)."""
+    database = Database(settings.resolved_database_url)
+    blobs = build_blob_store(settings)
+    try:
+        if settings.should_migrate_on_start:
+            await upgrade(database)
+        await blobs.start()
+        age = settings.file_upload_max_age_s if max_age_s is None else max_age_s
+        return await UploadCleanup(files=SqlFileStore(database), blobs=blobs, max_age_s=age).run_once()
+    finally:
+        await blobs.close()
+        await database.close()
+
+
+def webhook_sources(messages: MessageStore, outbox: WebhookOutbox) -> list[CallbackSource]:
+    """The topics the webhook worker turns into callbacks: adding one is adding its source here."""
+    return [StatusCallbacks(messages=messages, outbox=outbox), FileCallbacks()]
+
+
+def _webhooks(
+    settings: Settings,
+    database: Database,
+    metadata: MetadataStore,
+    messages: MessageStore,
+    event_log: EventLog,
+    role: Role,
+    components: dict[str, Component],
+) -> tuple[WebhookService, list[Worker]]:
+    """Registrations next to the other metadata (etcd or the database); the outbox in the database."""
+    if settings.metadata_url == "db":
+        registry: Any = SqlWebhookRegistry(database)
+    else:
+        from chat4all.adapters.etcd_webhooks import EtcdWebhookRegistry
+
+        registry = EtcdWebhookRegistry(metadata)  # type: ignore[arg-type]
+    outbox = SqlWebhookOutbox(database)
+    try:
+        policy = EgressPolicy.parse(
+            allow_private=settings.webhooks_allow_private, allowed_networks=settings.resolved_webhooks_allowed_networks
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"webhooks_allowed_networks: {exc}") from None
+    transport = HttpCallbackTransport(policy)
+    service = WebhookService(
+        registry=registry, outbox=outbox, transport=transport, max_per_user=settings.webhooks_max_per_user
+    )
+    if role not in (Role.ALL, Role.WEBHOOKS):
+        return service, []
+    rules = DeliveryRules(
+        timeout_s=settings.webhooks_timeout_s,
+        max_retries=settings.webhooks_max_retries,
+        retry_base_s=settings.webhooks_retry_base_s,
+        disable_after=settings.webhooks_disable_after,
+        poll_interval_s=settings.webhooks_poll_interval_s,
+        max_in_flight=settings.webhooks_max_in_flight,
+        claim_ttl_s=settings.webhooks_claim_ttl_s,
+        retention_s=settings.webhooks_retention_s,
+    )
+    dispatcher = WebhookDispatcher(
+        outbox=outbox,
+        registry=registry,
+        transport=transport,
+        node_id=settings.node_id,
+        rules=rules,
+        # one SQLite file means one machine: whatever a dead process held is due again at once
+        release_all_claims_on_start=settings.is_sqlite,
+    )
+    components["webhooks"] = dispatcher
+    intakes: list[Worker] = [
+        WebhookIntake(
+            event_log.consumer(source.topic, group=f"{WEBHOOKS_GROUP}-{source.topic}"),
+            source=source,
+            registry=registry,
+            outbox=outbox,
+            on_enqueued=dispatcher.wake,
+            batch_size=settings.router_batch_size,
+        )
+        for source in webhook_sources(messages, outbox)
+    ]
+    return service, intakes
+
+
+@dataclass
+class Operations:
+    """What the operator commands (``chat4all connectors``, ``chat4all dlq``) work with."""
+
+    configs: ConnectorConfigStore
+    plugins: Plugins
+    dead_letters: DeadLetterService
+
+
+@asynccontextmanager
+async def operations(settings: Settings) -> AsyncIterator[Operations]:
+    """The stores and log of a deployment, outside a server."""
+    database = Database(settings.resolved_database_url)
+    components: dict[str, Component] = {"database": database}
+    metadata = _metadata_store(settings, database, components)
+    event_log = _event_log(settings, database)
+    components["event_log"] = event_log
+    started: list[Component] = []
+    try:
+        if settings.should_migrate_on_start:
+            await upgrade(database)
+        for component in components.values():
+            await component.start()
+            started.append(component)
+        yield Operations(
+            configs=connector_configs(settings, database, metadata),
+            plugins=Plugins(),
+            dead_letters=dead_letter_service(settings, database, event_log),
+        )
+    finally:
+        for component in reversed(started):
+            await component.close()
 
 
 def _metadata_store(settings: Settings, database: Database, components: dict[str, Component]) -> MetadataStore:
@@ -178,7 +387,8 @@ def _metadata_store(settings: Settings, database: Database, components: dict[str
         return SqlMetadataStore(database)
     from chat4all.adapters.etcd import EtcdMetadataStore
 
-    store = EtcdMetadataStore(settings.metadata_url, refresh_ttl_s=settings.refresh_token_ttl_s)
+    prefix = "/chat4all" + (f"/{settings.namespace}" if settings.namespace else "")
+    store = EtcdMetadataStore(settings.metadata_url, prefix=prefix, refresh_ttl_s=settings.refresh_token_ttl_s)
     components["metadata"] = store
     return store
 
@@ -191,10 +401,11 @@ def _event_log(settings: Settings, database: Database) -> Any:
     return KafkaEventLog(
         settings.event_log_url,
         partitions=settings.log_partitions,
-        topics=[MessageEvent.topic, StatusEvent.topic, PresenceEvent.topic],
+        topics=[MessageEvent.topic, StatusEvent.topic, PresenceEvent.topic, FileEvent.topic],
         client_id=settings.node_id,
         append_timeout_s=settings.log_append_timeout_s,
         session_timeout_ms=settings.router_session_timeout_ms,
+        namespace=settings.namespace,
     )
 
 
@@ -203,14 +414,15 @@ def _presence_and_push(
 ) -> tuple[PresenceStore, Push]:
     if settings.presence_url.startswith("memory://"):
         return MemoryPresenceStore(ttl_s=settings.ws_heartbeat_timeout_s), hub
-    from chat4all.adapters.redis import NodeSubscriber, RedisPresenceStore, RedisPush, connect
+    from chat4all.adapters.redis import NodeSubscriber, RedisConnection, RedisPresenceStore, RedisPush, connect
 
     client = connect(settings.presence_url)
-    presence = RedisPresenceStore(client, ttl_s=settings.presence_ttl_s)
+    prefix = "c4a" + (f":{settings.namespace}" if settings.namespace else "")
+    presence = RedisPresenceStore(client, ttl_s=settings.presence_ttl_s, key_prefix=prefix)
     components["presence"] = RedisConnection(client)
-    if role is not Role.ROUTER:  # a router holds no sockets; API nodes listen for frames addressed to them
-        components["push"] = NodeSubscriber(client, hub=hub, node_id=settings.node_id)
-    return presence, RedisPush(client, presence=presence, hub=hub, node_id=settings.node_id)
+    if role in (Role.ALL, Role.API):  # only API nodes hold sockets and listen for frames addressed to them
+        components["push"] = NodeSubscriber(client, hub=hub, node_id=settings.node_id, key_prefix=prefix)
+    return presence, RedisPush(client, presence=presence, hub=hub, node_id=settings.node_id, key_prefix=prefix)
 
 
 def _check_urls(settings: Settings, role: Role) -> None:
@@ -218,8 +430,10 @@ def _check_urls(settings: Settings, role: Role) -> None:
         raise ConfigurationError(f"unsupported event log URL {settings.event_log_url!r} (db or kafka://)")
     if settings.metadata_url != "db" and not settings.metadata_url.startswith("etcd://"):
         raise ConfigurationError(f"unsupported metadata URL {settings.metadata_url!r} (db or etcd://)")
+    if not settings.resolved_blob_url.startswith(("file://", "s3://")):
+        raise ConfigurationError(f"unsupported blob URL {settings.resolved_blob_url!r} (file:// or s3://)")
     if not settings.presence_url.startswith(("memory://", "redis://")):
         raise ConfigurationError(f"unsupported presence URL {settings.presence_url!r} (memory:// or redis://)")
-    if role is not Role.ALL and settings.presence_url.startswith("memory://"):
+    if role in (Role.API, Role.ROUTER) and settings.presence_url.startswith("memory://"):
         # with in-memory presence and push, the router could not reach sockets held by another process
         raise ConfigurationError(f"'serve {role.value}' needs a shared presence/push backend (redis://)")

@@ -112,7 +112,9 @@ async def test_swagger_ui_is_served(http: httpx.AsyncClient) -> None:
 async def test_health_and_metrics(http: httpx.AsyncClient) -> None:
     assert (await http.get("/health/live")).json() == {"status": "ok", "checks": {}}
     ready = await http.get("/health/ready")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "event_log": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {
+        "database": "ok", "event_log": "ok", "blobs": "ok", "webhooks": "ok", "connectors": "ok", "connector_dispatch": "ok"
+    }
     await http.get("/v1/users/me")
     metrics = (await http.get("/metrics")).text
     assert 'chat4all_http_requests_total{method="GET",route="/v1/users/me",status="401"}' in metrics

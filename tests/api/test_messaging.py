@@ -207,8 +207,15 @@ async def test_text_at_the_limit_is_accepted_and_external_channels_are_recorded(
     sent = await alice.send_text(conversation_id, "x" * 10_000, channels=["internal", "telegram"])
     message = await persisted(alice, sent["message_id"])
     assert message["channels"] == ["internal", "telegram"]
-    status = await alice.message_status(sent["message_id"])
-    assert {(r["channel"], r["status"]) for r in status["recipients"]} == {("internal", "SENT"), ("telegram", "SENT")}
+    # no telegram connector is configured in this server: that delivery fails, with the reason
+    # (tests/api/test_connectors.py covers delivery through the connectors)
+    async def telegram_failed() -> dict | None:
+        status = await alice.message_status(sent["message_id"])
+        return status if any(r["channel"] == "telegram" and r["status"] == "FAILED" for r in status["recipients"]) else None
+
+    status = await wait_until(telegram_failed, what="the unconfigured telegram delivery to fail")
+    assert {(r["channel"], r["status"]) for r in status["recipients"]} == {("internal", "SENT"), ("telegram", "FAILED")}
+    assert "no connector is configured" in next(r["error"] for r in status["recipients"] if r["channel"] == "telegram")
 
     every = await alice.send_text(conversation_id, "everywhere", channels=["all"])
     await persisted(alice, every["message_id"])
@@ -311,3 +318,15 @@ async def test_metrics_count_messages_by_stage(server, pair) -> None:
                  'chat4all_delivery_status_total{channel="internal",status="DELIVERED"}',
                  'chat4all_accept_to_delivered_seconds_count{channel="internal"}'):
         assert line in text
+
+
+async def test_a_send_the_log_cannot_take_is_503_not_202(server, pair) -> None:
+    alice, _, conversation_id = pair
+    await server.runtime.event_log.close()
+    try:
+        with pytest.raises(ApiError) as refused:
+            await alice.send_text(conversation_id, "nowhere to go")
+        assert (refused.value.status, refused.value.code) == (503, "unavailable")
+    finally:
+        await server.runtime.event_log.start()
+    assert (await alice.send_text(conversation_id, "back"))["status"] == "accepted"

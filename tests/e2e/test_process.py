@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -17,49 +16,9 @@ import pytest
 
 from chat4all.client import Chat4AllClient
 from tests.conftest import PASSWORD, wait_until
+from tests.e2e.processes import Process, free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Process:
-    def __init__(self, data_dir: Path, port: int, log: Path) -> None:
-        self.data_dir, self.port, self.log = data_dir, port, log
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, **extra_env: str) -> None:
-        env = {
-            **os.environ,
-            "CHAT4ALL_DATA_DIR": str(self.data_dir),
-            "CHAT4ALL_PORT": str(self.port),
-            "CHAT4ALL_BCRYPT_ROUNDS": "4",
-            "CHAT4ALL_ACCESS_LOG": "false",
-            **extra_env,
-        }
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "chat4all", "serve"], env=env, stdout=out, stderr=out)
-
-    async def ready(self) -> None:
-        async def answering() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-2000:]
-            try:
-                async with httpx.AsyncClient() as http:
-                    return (await http.get(f"{self.base_url}/health/ready")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_until(answering, timeout=30, interval=0.1, what="the process to be ready")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        self.proc.wait(timeout=30)
 
 
 @pytest.fixture
@@ -177,4 +136,11 @@ def test_migrate_brings_an_empty_database_up_to_date(tmp_path: Path) -> None:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         version = db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
     assert {"users", "conversations", "messages", "deliveries", "status_history", "event_log"} <= tables
-    assert version == "0001"
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from chat4all.adapters.sql.migrate import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert version == ScriptDirectory.from_config(config).get_current_head()

@@ -19,13 +19,25 @@ from urllib.parse import urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
+    ProducerFenced,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+)
 
 from chat4all.domain.errors import Unavailable
 from chat4all.observability.logging import get_logger
 from chat4all.ports import LogRecord
 
 log = get_logger(__name__)
+
+# errors after which an idempotent producer cannot go on (e.g. a broker that restarted and lost
+# its producer state): a new producer, with a new producer id, takes over
+_PRODUCER_BROKEN = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, ProducerFenced, ProducerClosed)
 
 
 def bootstrap_servers(url: str) -> str:
@@ -59,6 +71,7 @@ class KafkaEventLog:
         self._append_timeout_s = append_timeout_s
         self._session_timeout_ms = session_timeout_ms
         self._producer: AIOKafkaProducer | None = None
+        self._replacing = asyncio.Lock()
 
     @property
     def running(self) -> bool:
@@ -68,6 +81,9 @@ class KafkaEventLog:
         if self._producer is not None:
             return
         await self.ensure_topics(self._topics)
+        self._producer = await self._new_producer()
+
+    async def _new_producer(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
@@ -78,7 +94,21 @@ class KafkaEventLog:
             request_timeout_ms=int(self._append_timeout_s * 1000),
         )
         await producer.start()
-        self._producer = producer
+        return producer
+
+    async def _replace_producer(self, broken: AIOKafkaProducer) -> None:
+        async with self._replacing:
+            if self._producer is not broken:
+                return  # another caller already replaced it
+            log.warning("replacing the Kafka producer after a fatal producer error")
+            try:
+                self._producer = await self._new_producer()
+            except KafkaError:
+                return  # the broker is still away; the next failing append tries again
+            try:
+                await broken.stop()
+            except Exception:  # it is broken; what matters is that it no longer holds resources
+                log.debug("closing the broken producer failed", exc_info=True)
 
     async def close(self) -> None:
         if self._producer is not None:
@@ -118,6 +148,8 @@ class KafkaEventLog:
                 futures = [await producer.send(physical, value, key=key.encode()) for key, value in records]
                 await asyncio.gather(*futures)
         except (KafkaError, TimeoutError) as exc:
+            if isinstance(exc, _PRODUCER_BROKEN):
+                await self._replace_producer(producer)
             raise Unavailable("the event log is not reachable") from exc
 
     async def ping(self) -> None:

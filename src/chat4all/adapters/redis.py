@@ -30,6 +30,8 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -55,6 +57,10 @@ def connect(url: str, **options: Any) -> Redis:
     options.setdefault("socket_connect_timeout", 5)
     options.setdefault("socket_timeout", 5)
     options.setdefault("socket_keepalive", True)
+    # a pooled connection left stale by a Redis restart fails once; retrying on a fresh one hides it
+    options.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.01), 3))
+    options.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
+    options.setdefault("health_check_interval", 15)
     return Redis.from_url(url, **options)
 
 

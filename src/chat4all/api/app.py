@@ -10,10 +10,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from chat4all import __version__
+from chat4all.adapters.localfs import URL_PREFIX as BLOB_URL_PREFIX
+from chat4all.adapters.localfs import LocalBlobStore
 from chat4all.api import ws
 from chat4all.api.errors import install_error_handlers
 from chat4all.api.middleware import BodyLimit, RequestContext
-from chat4all.api.routes import auth, conversations, health, messages, presence, users
+from chat4all.api.routes import auth, blobs, conversations, files, health, messages, presence, users, webhooks
+from chat4all.api.routes import connectors
 from chat4all.api.schemas import PasswordGrant, RefreshGrant
 from chat4all.config import Settings
 from chat4all.runtime import Role, Runtime, build_runtime
@@ -50,11 +53,13 @@ def create_app(settings: Settings | None = None, *, role: Role = Role.ALL, runti
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(health.router)
-    if role is not Role.ROUTER:  # a router process serves only its health and metrics
-        for module in (auth, users, conversations, messages, presence):
+    if role in (Role.ALL, Role.API):  # router and webhook processes serve only their health and metrics
+        for module in (auth, users, conversations, messages, presence, files, webhooks, connectors):
             app.include_router(module.router)
         app.include_router(ws.router)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+        if isinstance(runtime.blobs, LocalBlobStore):  # the app serves the local disk's signed URLs
+            app.include_router(blobs.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt_prefixes=(f"{BLOB_URL_PREFIX}/",))
     app.add_middleware(RequestContext, access_log=settings.access_log)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

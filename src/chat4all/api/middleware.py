@@ -67,14 +67,18 @@ class RequestContext:
 
 
 class BodyLimit:
-    """Refuses request bodies over ``max_bytes`` (declared or streamed) with 413."""
+    """Refuses request bodies over ``max_bytes`` (declared or streamed) with 413.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    Paths under ``exempt_prefixes`` (file parts, which their route streams to disk with a
+    limit of its own) pass through untouched."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, exempt_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt_prefixes = exempt_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.exempt_prefixes and scope["path"].startswith(self.exempt_prefixes)):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers") or ():

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from chat4all.domain.models import Password, Payload, Username
 
@@ -183,3 +183,123 @@ class PresenceOut(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+# files -----------------------------------------------------------------------------------------
+
+
+class InitiateUpload(Strict):
+    filename: str = Field(min_length=1, max_length=255, examples=["holiday.mp4"])
+    size: int = Field(description="bytes; at most the configured maximum (2 GiB by default)", examples=[1_800_000_000])
+    content_type: str | None = Field(None, max_length=255, examples=["video/mp4"])
+    sha256: str | None = Field(None, description="hex digest, if known now; checked again on complete", max_length=64)
+
+
+class PartUrlOut(BaseModel):
+    part_number: int
+    url: str = Field(description="PUT exactly this part's bytes here, with no token")
+
+
+class UploadTicketOut(BaseModel):
+    file_id: str
+    part_size: int = Field(description="every part has this size except the last, which has the rest")
+    parts: list[PartUrlOut]
+    expires_at: datetime = Field(description="when the part URLs stop working; ask the upload state for fresh ones")
+
+
+class UploadedPart(BaseModel):
+    part_number: int
+    size: int
+
+
+class UploadStateOut(BaseModel):
+    file_id: str
+    status: Literal["uploading", "completed", "failed"]
+    part_size: int
+    uploaded_parts: list[UploadedPart]
+    missing_parts: list[PartUrlOut]
+    expires_at: datetime | None = None
+
+
+class CompleteUpload(Strict):
+    file_id: str = Field(max_length=64)
+    sha256: str = Field(min_length=64, max_length=64, description="hex SHA-256 of the whole file")
+
+
+class FileOut(BaseModel):
+    file_id: str
+    filename: str
+    size: int
+    content_type: str
+    sha256: str | None
+    status: Literal["uploading", "completed", "failed"]
+    created_at: datetime
+    completed_at: datetime | None = None
+    download_url: str | None = Field(None, description="GET with no token, Range allowed; null until completed")
+    download_expires_at: datetime | None = None
+
+
+# webhooks --------------------------------------------------------------------------------------
+
+
+class CreateWebhook(Strict):
+    url: str = Field(min_length=1, max_length=2048, examples=["https://example.com/chat4all/events"])
+    events: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=10,
+        examples=[["message.status", "file.completed"]],
+        description='event types to receive; omitted or ["*"]: every type, including types added later',
+    )
+
+
+class WebhookOut(BaseModel):
+    webhook_id: str
+    url: str
+    events: list[str]
+    created_at: datetime
+    status: Literal["active", "disabled"]
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="signs every callback (Chat4All-Signature); shown only in this answer")
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookOut]
+
+
+class WebhookAttemptOut(BaseModel):
+    attempt: int = Field(description="1 for the first try")
+    at: datetime
+    status_code: int | None = Field(description="what the endpoint answered; null if it did not")
+    latency_ms: int
+    error: str | None = Field(description="why there was no answer (timeout, refused, ...)")
+
+
+class WebhookDeliveryOut(BaseModel):
+    event_id: str
+    type: str
+    state: Literal["pending", "delivered", "failed", "cancelled"]
+    created_at: datetime
+    next_attempt_at: datetime | None = Field(description="when the next attempt is due, while pending")
+    finished_at: datetime | None
+    last_error: str | None
+    payload: dict[str, Any] = Field(description="the body that is POSTed")
+    attempts: list[WebhookAttemptOut]
+
+
+class WebhookDeliveryList(BaseModel):
+    items: list[WebhookDeliveryOut]
+    next_cursor: str | None
+
+
+# connectors ------------------------------------------------------------------------------------
+
+
+class ConnectorWebhookAnswer(BaseModel):
+    ok: bool = True
+    accepted: int = Field(description="events acted on (receipts recorded, messages posted)")
+    ignored: int = Field(description="events about identities or messages this platform does not know")

@@ -83,3 +83,23 @@ class PresenceEvent(Event):
 
     def key(self) -> str:
         return self.username
+
+
+FILES_TOPIC = "file.events"
+
+
+class FileEvent(Event):
+    """A file finished uploading and its SHA-256 was verified (R5.3)."""
+
+    topic: ClassVar[str] = FILES_TOPIC
+    type: Literal["file.completed"] = "file.completed"
+    file_id: str
+    owner: str
+    filename: str
+    size: int
+    content_type: str
+    sha256: str
+    at: datetime
+
+    def key(self) -> str:
+        return self.file_id

@@ -41,6 +41,8 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # the app logs each request itself
+    # httpx logs every request it makes at INFO, URL included: Telegram's carries the bot token
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

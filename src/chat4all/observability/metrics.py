@@ -34,3 +34,37 @@ ROUTER_BATCH = Histogram(
 )
 WORKER_ERRORS = Counter("chat4all_worker_errors_total", "Batches a worker failed to handle", ["worker"])
 WEBSOCKET_CONNECTIONS = Gauge("chat4all_websocket_connections", "Open WebSocket connections on this node")
+WEBHOOK_CALLBACKS = Counter(
+    "chat4all_webhook_callbacks_total",
+    "Webhook callbacks by stage: enqueued, delivered, failed (every attempt failed), cancelled",
+    ["stage"],
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "chat4all_webhook_attempts_total", "Webhook POST attempts by outcome (2xx, 4xx, 5xx, error)", ["outcome"]
+)
+WEBHOOK_LATENCY = Histogram(
+    "chat4all_webhook_attempt_duration_seconds", "Time a webhook endpoint took to answer", buckets=LATENCY_BUCKETS
+)
+CONNECTOR_BREAKER = Gauge(
+    "chat4all_connector_breaker_state", "Circuit breaker of each connector: 0 closed, 1 open, 2 half-open", ["channel"]
+)
+CONNECTOR_ATTEMPTS = Counter(
+    "chat4all_connector_attempts_total",
+    "Sends to external channels by outcome: ok, transient, rate_limited, permanent, circuit_open",
+    ["channel", "outcome"],
+)
+CONNECTOR_ERRORS = Counter(
+    "chat4all_connector_errors_total", "Failed sends to external channels (every outcome but ok)", ["channel"]
+)
+CONNECTOR_LATENCY = Histogram(
+    "chat4all_connector_send_duration_seconds", "Time a provider took to take a message", ["channel"],
+    buckets=LATENCY_BUCKETS,
+)
+CONNECTOR_DEAD_LETTERS = Counter(
+    "chat4all_connector_dead_letters_total", "Deliveries that gave up and went to the dead-letter queue", ["channel"]
+)
+CONNECTOR_CONFIG = Gauge(
+    "chat4all_connector_config_timestamp_seconds",
+    "When the configuration a connector runs with was written (tells which version each process runs)",
+    ["channel"],
+)

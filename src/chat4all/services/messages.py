@@ -6,7 +6,7 @@ request. The router persists it (``workers/router.py``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from chat4all.observability import metrics
 from chat4all.observability.tracing import current_traceparent
 from chat4all.ports import EventLog, MessageStore
 from chat4all.services.conversations import ConversationService
+from chat4all.services.files import FileService
 
 MAX_METADATA_KEYS = 50
 
@@ -61,13 +62,16 @@ class MessageService:
         messages: MessageStore,
         log: EventLog,
         max_text_chars: int,
-        supported_channels: Sequence[str] = tuple(c.value for c in Channel),
+        supported_channels: Collection[str] = tuple(c.value for c in Channel),
+        files: FileService | None = None,
     ) -> None:
         self._conversations = conversations
         self._messages = messages
         self._log = log
         self._max_text = max_text_chars
-        self._channels = frozenset(supported_channels)
+        # a live view when connectors can be installed or configured while running (R9.2, R9.3)
+        self._channels = supported_channels
+        self._files = files
 
     async def accept(
         self,
@@ -87,7 +91,7 @@ class MessageService:
         message_id = _message_id(message_id)
         recipients = self._recipients(caller, conversation.members, recipients)
         channels = self._check_channels(channels)
-        self._check_payload(payload)
+        payload = await self._check_payload(payload, caller)
         metadata = metadata or {}
         if len(metadata) > MAX_METADATA_KEYS:
             raise InvalidInput(f"metadata has at most {MAX_METADATA_KEYS} keys")
@@ -149,17 +153,21 @@ class MessageService:
         if unknown:
             raise UnsupportedChannel(
                 f"unsupported channels: {', '.join(unknown)}",
-                details={"unsupported": unknown, "supported": sorted(self._channels | {ALL_CHANNELS})},
+                details={"unsupported": unknown, "supported": sorted({*self._channels, ALL_CHANNELS})},
             )
         return wanted
 
-    def _check_payload(self, payload: dict[str, Any]) -> None:
+    async def _check_payload(self, payload: dict[str, Any], caller: str) -> dict[str, Any]:
         if payload.get("type") == "text":
             if len(payload.get("text", "")) > self._max_text:
                 raise PayloadTooLarge(f"text is longer than {self._max_text} characters")
         elif payload.get("type") == "file":
-            # file messages need a completed upload; uploads arrive with the files feature
-            raise InvalidInput("no completed file with this file_id", code="file_not_ready")
+            # a completed file of the sender's; the message carries its metadata (R5.5)
+            if self._files is None:
+                raise InvalidInput("no completed file with this file_id", code="file_not_ready")
+            file = await self._files.attachable(str(payload.get("file_id", "")), sender=caller)
+            return {**payload, **file}
+        return payload
 
     # reading ---------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +19,7 @@ class Profile:
 
 
 class UserService:
-    def __init__(self, *, metadata: MetadataStore, supported_channels: tuple[str, ...] = EXTERNAL_CHANNELS) -> None:
+    def __init__(self, *, metadata: MetadataStore, supported_channels: Collection[str] = EXTERNAL_CHANNELS) -> None:
         self._metadata = metadata
         self.supported_channels = supported_channels
 

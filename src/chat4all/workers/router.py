@@ -3,12 +3,14 @@
 Per batch: decode the events, expand each message's channels per recipient, persist in one
 transaction (dedup by message_id, sequence numbers per conversation, SENT deliveries and
 history), then — only once that is durable — push to sockets and announce the SENT statuses.
+External channels' deliveries are stored pending; the connector dispatcher
+(``workers/connector_dispatch.py``) sends them in its own loop, so no provider slows this one.
 Offsets are committed by the base worker after ``handle`` returns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
@@ -41,8 +43,11 @@ class RouterWorker(Worker):
         deliveries: DeliveryService,
         log: EventLog,
         batch_size: int,
+        on_external: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(consumer, batch_size=batch_size)
+        # wakes the connector dispatcher when external deliveries were stored (same process)
+        self._on_external = on_external
         self._log = log
         self._messages = messages
         self._metadata = metadata
@@ -73,6 +78,10 @@ class RouterWorker(Worker):
             log.info("already stored, pushed again", count=len(known_ids), message_ids=known_ids[:20])
 
         targets = {m.message_id: m.targets for m in batch}
+        if self._on_external is not None and any(
+            c != INTERNAL for m in result.new for _, c in targets[m.message_id]
+        ):
+            self._on_external()
         # a replayed message is pushed again: a crash may have come between commit and push
         await self._push_to_sockets([*result.known, *result.new], targets)
         await self._deliveries.announce(

@@ -9,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from chat4all.adapters.sql.database import Database
+from chat4all.adapters.sql.files import record_shares
 from chat4all.adapters.sql.schema import conversations, deliveries, messages, status_history
-from chat4all.domain.models import Delivery, Message, StatusChange
+from chat4all.domain.models import INTERNAL, Delivery, Message, StatusChange
 from chat4all.domain.status import DeliveryStatus, lower_statuses, steps_to
 from chat4all.ports import NewMessage, PersistResult
 
@@ -94,6 +95,8 @@ class SqlMessageStore:
                         "sequence_number": seq,
                         "status": DeliveryStatus.SENT.value,
                         "updated_at": at,
+                        # an external channel's delivery is pending for the connector dispatcher
+                        "next_attempt_at": None if channel == INTERNAL else at,
                     }
                 )
                 history_rows.append(
@@ -128,6 +131,7 @@ class SqlMessageStore:
             )
         if message_rows:
             await conn.execute(sa.insert(messages), message_rows)
+            await record_shares(conn, message_rows, at=at)  # members may now download the files sent
         if delivery_rows:
             await conn.execute(sa.insert(deliveries), delivery_rows)
             await conn.execute(sa.insert(status_history), history_rows)

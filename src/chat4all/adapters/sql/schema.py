@@ -132,6 +132,16 @@ deliveries = sa.Table(
     # retry state for external channels (the connectors issue fills these)
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    # the connector dispatcher holding it (its lease ends at next_attempt_at)
+    sa.Column("claimed_by", sa.String(100), nullable=True),
+    # only pending external deliveries have next_attempt_at: a small index, untouched by internal ones
+    sa.Index(
+        "ix_deliveries_dispatch",
+        "channel",
+        "next_attempt_at",
+        postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
+        sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
+    ),
     sa.Index(
         "ix_deliveries_pending",
         "username",
@@ -175,4 +185,125 @@ consumer_offsets = sa.Table(
     sa.Column("partition", sa.Integer, primary_key=True),
     # the next offset to read
     sa.Column("next_offset", sa.BigInteger, nullable=False),
+)
+
+# Uploaded files (R5.4): the metadata; the bytes live in the BlobStore under storage_key.
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("file_id", ID, primary_key=True),
+    sa.Column("owner", NAME, nullable=False),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("content_type", sa.String(255), nullable=False),
+    sa.Column("part_size", sa.BigInteger, nullable=False),
+    sa.Column("part_count", sa.Integer, nullable=False),
+    sa.Column("storage_key", sa.String(255), nullable=False),
+    # the blob store's handle on the multipart upload (S3 UploadId); cleared once completed
+    sa.Column("upload_id", sa.String(1024), nullable=True),
+    # declared at initiate (optional), then the verified digest once completed
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("completed_at", UTCDateTime, nullable=True),
+    sa.Index("ix_files_status_created_at", "status", "created_at"),
+)
+
+# Conversations a file was sent to in a message: their members may download it (R5.5).
+file_shares = sa.Table(
+    "file_shares",
+    metadata,
+    sa.Column("file_id", ID, primary_key=True),
+    sa.Column("conversation_id", ID, primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Webhooks (R6.5, R8.5). Registrations live here when the metadata store is the database
+# (etcd holds them in production); the outbox, its attempts and each endpoint's failure streak
+# are always here: the durable, transactional part of webhook delivery.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("webhook_id", ID, primary_key=True),
+    sa.Column("owner", NAME, nullable=False, index=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),
+    sa.Column("secret", sa.String(100), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("disabled_at", UTCDateTime, nullable=True),
+    sa.Column("disabled_reason", sa.Text, nullable=True),
+)
+
+# One callback to POST: the body is stored (and signed at each attempt) so every attempt sends
+# the same bytes; the delivery state lives in the row, so a restarted worker resumes it.
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("webhook_id", ID, nullable=False),
+    sa.Column("owner", NAME, nullable=False),
+    sa.Column("event_id", ID, nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    # callbacks of one subject (a message, a file) go out one at a time, in id order
+    sa.Column("subject_id", sa.String(64), nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # when it is due; while a worker holds it, when its claim lapses
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_by", sa.String(100), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("webhook_id", "event_id"),
+    sa.Index("ix_webhook_outbox_due", "state", "next_attempt_at"),
+    sa.Index("ix_webhook_outbox_subject", "webhook_id", "subject_id", "state", "id"),
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("outbox_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("webhook_id", ID, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("latency_ms", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+)
+
+# Consecutive callbacks that failed for good, per webhook (reset by a success).
+webhook_health = sa.Table(
+    "webhook_health",
+    metadata,
+    sa.Column("webhook_id", ID, primary_key=True),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Connectors (R9.3): each channel's configuration, when the metadata store is the database
+# (etcd holds it in production).
+connector_configs = sa.Table(
+    "connector_configs",
+    metadata,
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Provider message ids of bridged messages, so that a reply on the channel finds the
+# conversation it answers (R14.3).
+connector_links = sa.Table(
+    "connector_links",
+    metadata,
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("external_id", sa.String(255), primary_key=True),
+    sa.Column("provider_message_id", sa.String(255), primary_key=True),
+    sa.Column("message_id", ID, nullable=False),
+    sa.Column("conversation_id", ID, nullable=False),
+    sa.Column("username", NAME, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_connector_links_latest", "channel", "external_id", "created_at"),
 )

@@ -1,0 +1,1 @@
+"""Demonstrations run by ``chat4all demo …`` against a real server."""

@@ -1,0 +1,124 @@
+"""Webhooks (R6.5, R8.5): registrations, callback events, their signature and retry schedule.
+
+Pure rules only. A callback is POSTed with the body ``{event_id, type, created_at, data}`` and
+the header ``Chat4All-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``; the
+key is the secret string's UTF-8 bytes. ``event_id`` is derived from what happened, so the
+same status change always yields the same event_id (replays and redeliveries dedup on it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from chat4all.domain.status import DeliveryStatus
+
+SIGNATURE_HEADER = "Chat4All-Signature"
+EVENT_ID_HEADER = "Chat4All-Event-Id"
+EVENT_TYPE_HEADER = "Chat4All-Event-Type"
+ALL_EVENTS = "*"
+
+MESSAGE_STATUS = "message.status"
+FILE_COMPLETED = "file.completed"
+# the event types a webhook can subscribe to
+EVENT_TYPES: tuple[str, ...] = (MESSAGE_STATUS, FILE_COMPLETED)
+
+# namespace of the deterministic event ids (uuid5)
+_EVENT_NAMESPACE = uuid.UUID("6f1d3c1e-5a43-4d3b-9a55-2f6c0c8e7b10")
+
+
+class Webhook(BaseModel):
+    """A URL that receives the owner's events, and where it stands."""
+
+    model_config = ConfigDict(frozen=True)
+
+    webhook_id: str
+    owner: str
+    url: str
+    events: tuple[str, ...]  # ("*",) = every type, including those added later
+    secret: str
+    created_at: datetime
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.disabled_at is None
+
+    def wants(self, event_type: str) -> bool:
+        return self.active and (ALL_EVENTS in self.events or event_type in self.events)
+
+
+class DeliveryState(StrEnum):
+    """Where one callback (an outbox row) stands."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # every attempt failed
+    CANCELLED = "cancelled"  # the webhook was disabled before it went out
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def normalize_events(events: list[str] | None) -> tuple[str, ...]:
+    """The subscribed types, deduplicated; None or ["*"] means every type. ValueError if unknown."""
+    if events is None:
+        return (ALL_EVENTS,)
+    chosen = list(dict.fromkeys(e.strip() for e in events))
+    if not chosen:
+        raise ValueError("events must name at least one event type (or be omitted for all)")
+    unknown = [e for e in chosen if e != ALL_EVENTS and e not in EVENT_TYPES]
+    if unknown:
+        raise ValueError(f"unknown event types: {', '.join(unknown)}")
+    return (ALL_EVENTS,) if ALL_EVENTS in chosen else tuple(chosen)
+
+
+def status_event_id(message_id: str, username: str, channel: str, status: DeliveryStatus | str) -> str:
+    """One id per status of one delivery: a status is reached at most once (it only moves forward)."""
+    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{MESSAGE_STATUS}|{message_id}|{username}|{channel}|{status}"))
+
+
+def file_event_id(file_id: str, event_type: str = FILE_COMPLETED) -> str:
+    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{event_type}|{file_id}"))
+
+
+def callback_body(*, event_id: str, event_type: str, created_at: datetime, data: dict[str, Any]) -> bytes:
+    """The exact bytes POSTed (and signed); stored once so every attempt sends the same body."""
+    return orjson.dumps({"event_id": event_id, "type": event_type, "created_at": created_at.isoformat(), "data": data})
+
+
+def sign(secret: str, body: bytes, *, timestamp: int) -> str:
+    """The ``Chat4All-Signature`` header value for ``body`` sent at ``timestamp`` (unix seconds)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify(secret: str, body: bytes, header: str, *, now: int, tolerance_s: int = 300) -> bool:
+    """What a receiver does: the v1 HMAC matches and the timestamp is recent (replay window)."""
+    fields: dict[str, list[str]] = {}
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        fields.setdefault(key, []).append(value)
+    try:
+        timestamp = int(fields["t"][0])
+    except (KeyError, ValueError):
+        return False
+    if abs(now - timestamp) > tolerance_s:
+        return False
+    expected = sign(secret, body, timestamp=timestamp).partition(",v1=")[2]
+    return any(hmac.compare_digest(expected, candidate) for candidate in fields.get("v1", []))
+
+
+def retry_delay_s(retry: int, *, base_s: float) -> float:
+    """Backoff before retry number ``retry`` (1, 2, 3 ...): base, 2×base, 4×base ..."""
+    return base_s * 2 ** (retry - 1)
