@@ -91,6 +91,18 @@ class PersistResult:
     known: list[Message]  # already stored before (a replay or a duplicate)
 
 
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """(username, channel) says these messages reached ``status`` (an ack, a read, a provider's
+    callback, a failure with its ``detail``)."""
+
+    username: str
+    channel: str
+    message_ids: Sequence[str]
+    status: DeliveryStatus
+    detail: str | None = None
+
+
 class MessageStore(Protocol):
     async def persist_batch(self, messages: Sequence[NewMessage], *, at: datetime) -> PersistResult:
         """In one transaction: skip known message_ids, assign dense sequence numbers per
@@ -126,6 +138,12 @@ class MessageStore(Protocol):
     ) -> list[tuple[Message, list[StatusChange]]]:
         """Moves the deliveries forward (never back) in one transaction and records history.
         Returns, per message that moved, the status changes recorded."""
+
+    async def advance_many(
+        self, receipts: Sequence[Receipt], *, at: datetime
+    ) -> list[tuple[Message, list[StatusChange]]]:
+        """``advance`` for many receipts in one transaction, applied in the order given (so a
+        READ that arrives after a DELIVERED for the same delivery records both)."""
 
 
 @dataclass(frozen=True, slots=True)

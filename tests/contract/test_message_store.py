@@ -12,7 +12,7 @@ import pytest
 
 from chat4all.domain.models import Conversation, ConversationType, Delivery, StatusChange
 from chat4all.domain.status import DeliveryStatus
-from chat4all.ports import ConversationStore, MessageStore, NewMessage
+from chat4all.ports import ConversationStore, MessageStore, NewMessage, Receipt
 
 SENT, DELIVERED, READ, FAILED = (
     DeliveryStatus.SENT,
@@ -473,3 +473,71 @@ async def test_concurrent_receipts_record_each_status_once(message_store: Messag
 
     assert [h.status for h in await message_store.history(m.message_id)] == [SENT, DELIVERED, READ]
     assert (await _status(message_store, m.message_id, "bob")).status == READ
+
+
+# many receipts in one transaction -----------------------------------------------------------
+
+
+async def test_advance_many_applies_receipts_of_several_users_in_the_order_given(
+    message_store: MessageStore, chat: str
+) -> None:
+    m1 = msg(chat, "alice", [("bob", "internal"), ("carol", "internal")])
+    m2 = msg(chat, "alice", [("bob", "internal"), ("bob", "telegram")])
+    await message_store.persist_batch([m1, m2], at=T1)
+
+    moved = await message_store.advance_many(
+        [
+            Receipt("bob", "internal", [m1.message_id, m2.message_id], DELIVERED),
+            Receipt("carol", "internal", [m1.message_id], READ),
+            Receipt("bob", "internal", [m1.message_id], READ),
+            Receipt("bob", "internal", [m1.message_id], DELIVERED),  # late: changes nothing
+            Receipt("bob", "telegram", [m2.message_id], FAILED, detail="blocked"),
+            Receipt("dave", "internal", [m1.message_id], READ),  # not a recipient
+        ],
+        at=T2,
+    )
+
+    by_message = {m.message_id: [(c.username, c.channel, c.status, c.detail) for c in cs] for m, cs in moved}
+    assert by_message == {
+        m1.message_id: [
+            ("bob", "internal", DELIVERED, None),
+            ("carol", "internal", DELIVERED, None),
+            ("carol", "internal", READ, None),
+            ("bob", "internal", READ, None),
+        ],
+        m2.message_id: [("bob", "internal", DELIVERED, None), ("bob", "telegram", FAILED, "blocked")],
+    }
+    assert (await _status(message_store, m1.message_id, "bob")).status == READ
+    assert (await _status(message_store, m1.message_id, "carol")).status == READ
+    failed = await _status(message_store, m2.message_id, "bob", "telegram")
+    assert (failed.status, failed.error, failed.updated_at) == (FAILED, "blocked", T2)
+    assert [(h.username, h.status) for h in await message_store.history(m1.message_id)] == [
+        ("bob", SENT),
+        ("carol", SENT),
+        ("bob", DELIVERED),
+        ("carol", DELIVERED),
+        ("carol", READ),
+        ("bob", READ),
+    ]
+
+
+async def test_advance_many_with_nothing_to_move_returns_nothing(message_store: MessageStore, chat: str) -> None:
+    m = msg(chat, "alice", to("bob"))
+    await message_store.persist_batch([m], at=T1)
+
+    assert await message_store.advance_many([], at=T2) == []
+    assert await message_store.advance_many([Receipt("bob", "internal", [str(uuid.uuid4())], READ)], at=T2) == []
+    assert (await _status(message_store, m.message_id, "bob")).status == SENT
+
+
+async def test_advance_many_handles_more_keys_than_one_statement_takes(message_store: MessageStore, chat: str) -> None:
+    batch = [msg(chat, "alice", to("bob")) for _ in range(2500)]
+    await message_store.persist_batch(batch, at=T1)
+
+    moved = await message_store.advance_many(
+        [Receipt("bob", "internal", [m.message_id for m in batch[i : i + 1000]], DELIVERED) for i in range(0, 2500, 1000)],
+        at=T2,
+    )
+
+    assert len(moved) == 2500
+    assert await message_store.pending_for("bob", channel="internal", after=None, limit=10) == []

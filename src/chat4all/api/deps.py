@@ -14,11 +14,11 @@ from chat4all.runtime import Runtime, Services
 _bearer = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.runtime.services
 
 
@@ -26,10 +26,11 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def current_user(services: ServicesDep, token: Annotated[str | None, Depends(_bearer)]) -> str:
+async def current_user(services: ServicesDep, token: Annotated[str | None, Depends(_bearer)]) -> str:
     if not token:
         raise Unauthenticated("send an access token: Authorization: Bearer <token>")
     return services.auth.authenticate(token)
 
 
+# async, so that FastAPI calls it on the event loop instead of handing it to a thread
 CurrentUser = Annotated[str, Depends(current_user)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from chat4all.domain.models import User, is_valid_username
 from chat4all.ports import MetadataStore
 
 _ALGORITHM = "HS256"
+_VERIFIED_CACHE_SIZE = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,7 @@ class AuthService:
         self._refresh_ttl = refresh_ttl_s
         self._rounds = bcrypt_rounds
         # compared against when the user does not exist, so that both paths cost the same
+        self._verified: dict[str, tuple[str, float]] = {}  # access token → (username, expiry)
         self._dummy_hash = bcrypt.hashpw(_prehash("not-a-password"), bcrypt.gensalt(bcrypt_rounds))
 
     async def register(self, *, username: str, password: str) -> User:
@@ -78,8 +81,19 @@ class AuthService:
         return await self._issue(spend.username, family_id=spend.family_id)
 
     def authenticate(self, access_token: str) -> str:
-        """The username an access token speaks for; Unauthenticated otherwise."""
-        return str(self._decode(access_token, kind="access")["sub"])
+        """The username an access token speaks for; Unauthenticated otherwise.
+
+        A token already verified is remembered until it expires: a client sends the same one
+        with every request, and checking its signature each time is measurable on the hot path."""
+        known = self._verified.get(access_token)
+        if known is not None and known[1] > time.time():
+            return known[0]
+        claims = self._decode(access_token, kind="access")
+        username = str(claims["sub"])
+        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # the oldest entry
+        self._verified[access_token] = (username, float(claims["exp"]))
+        return username
 
     async def _issue(self, username: str, *, family_id: str) -> TokenPair:
         now = utcnow()

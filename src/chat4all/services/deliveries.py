@@ -16,7 +16,8 @@ from chat4all.domain.models import Message, StatusChange
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
-from chat4all.ports import EventLog, MessageStore, Push
+from chat4all.batching import GroupCommit
+from chat4all.ports import EventLog, MessageStore, Push, Receipt
 
 MAX_IDS_PER_RECEIPT = 1000
 log = get_logger(__name__)
@@ -27,6 +28,8 @@ class DeliveryService:
         self._messages = messages
         self._log = log
         self._push = push
+        # receipts from every socket, request and worker of this process share transactions
+        self._receipts: GroupCommit[Receipt, int] = GroupCommit(self._apply, max_batch=500)
 
     async def record(
         self,
@@ -37,17 +40,16 @@ class DeliveryService:
         status: DeliveryStatus,
         detail: str | None = None,
     ) -> int:
-        """Moves (username, channel) deliveries of these messages to ``status``; returns how many moved."""
+        """Moves (username, channel) deliveries of these messages to ``status``; returns how many
+        moved. Returns once the change is stored and its StatusEvents are on the log."""
         if not message_ids:
             return 0
-        moved = await self._messages.advance(
-            username=username,
-            channel=channel,
-            message_ids=list(dict.fromkeys(message_ids))[:MAX_IDS_PER_RECEIPT],
-            status=status,
-            at=utcnow(),
-            detail=detail,
-        )
+        ids = list(dict.fromkeys(message_ids))[:MAX_IDS_PER_RECEIPT]
+        return await self._receipts.submit(Receipt(username, channel, ids, status, detail))
+
+    async def _apply(self, receipts: Sequence[Receipt]) -> list[int]:
+        now = utcnow()
+        moved = await self._messages.advance_many(receipts, at=now)
         if moved:
             await self.announce(moved)
             for message, changes in moved:
@@ -56,7 +58,10 @@ class DeliveryService:
                     if change.status is DeliveryStatus.DELIVERED:
                         latency = (change.at - message.created_at).total_seconds()
                         metrics.ACCEPT_TO_DELIVERED.labels(change.channel).observe(max(latency, 0.0))
-        return len(moved)
+        reached = {(c.message_id, c.username, c.channel, c.status) for _, changes in moved for c in changes}
+        return [
+            sum((m, r.username, r.channel, r.status) in reached for m in r.message_ids) for r in receipts
+        ]
 
     async def announce(self, moved: Sequence[tuple[Message, Sequence[StatusChange]]]) -> None:
         """Emits StatusEvents and sends status frames to the senders, for changes already stored."""

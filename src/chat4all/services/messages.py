@@ -88,6 +88,7 @@ class MessageService:
         if sender is not None and sender != caller:
             raise Forbidden("you can only send messages as yourself")
         conversation = await self._conversations.get(conversation_id, viewer=caller)
+        client_chose_id = message_id is not None
         message_id = _message_id(message_id)
         recipients = self._recipients(caller, conversation.members, recipients)
         channels = self._check_channels(channels)
@@ -96,9 +97,11 @@ class MessageService:
         if len(metadata) > MAX_METADATA_KEYS:
             raise InvalidInput(f"metadata has at most {MAX_METADATA_KEYS} keys")
 
-        existing = await self._messages.get_message(message_id)
-        if existing is not None:
-            return await self._duplicate(existing, caller)
+        # only an id the client chose can be a retry; one made here is new by construction
+        if client_chose_id:
+            existing = await self._messages.get_message(message_id)
+            if existing is not None:
+                return await self._duplicate(existing, caller)
 
         event = MessageEvent(
             message_id=message_id,

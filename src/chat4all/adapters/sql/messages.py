@@ -12,8 +12,8 @@ from chat4all.adapters.sql.database import Database
 from chat4all.adapters.sql.files import record_shares
 from chat4all.adapters.sql.schema import conversations, deliveries, messages, status_history
 from chat4all.domain.models import INTERNAL, Delivery, Message, StatusChange
-from chat4all.domain.status import DeliveryStatus, lower_statuses, steps_to
-from chat4all.ports import NewMessage, PersistResult
+from chat4all.domain.status import DeliveryStatus, steps_to
+from chat4all.ports import NewMessage, PersistResult, Receipt
 
 _MESSAGE_COLUMNS = (
     messages.c.message_id,
@@ -26,6 +26,11 @@ _MESSAGE_COLUMNS = (
     messages.c.metadata,
     messages.c.created_at,
 )
+
+
+# (message_id, username, channel) keys per locking SELECT: 3 parameters each, well under the
+# drivers' limits
+_KEYS_PER_STATEMENT = 2000
 
 
 class SqlMessageStore:
@@ -217,36 +222,62 @@ class SqlMessageStore:
         at: datetime,
         detail: str | None = None,
     ) -> list[tuple[Message, list[StatusChange]]]:
+        return await self.advance_many([Receipt(username, channel, message_ids, status, detail)], at=at)
+
+    async def advance_many(
+        self, receipts: Sequence[Receipt], *, at: datetime
+    ) -> list[tuple[Message, list[StatusChange]]]:
         d = deliveries
-        movable = [s.value for s in lower_statuses(status)]
-        if not message_ids or not movable:
+        keys = sorted({(m, r.username, r.channel) for r in receipts for m in r.message_ids})
+        if not keys:
             return []
-        where = (
-            d.c.username == username,
-            d.c.channel == channel,
-            d.c.message_id.in_(set(message_ids)),
-            d.c.status.in_(movable),
-        )
         async with self._db.write() as conn:
-            current = (
-                await conn.execute(sa.select(d.c.message_id, d.c.status).where(*where).with_for_update())
-            ).all()
-            if not current:
+            # lock the rows in one fixed order, so overlapping batches queue up instead of deadlocking
+            current: dict[tuple[str, str, str], DeliveryStatus] = {}
+            for start in range(0, len(keys), _KEYS_PER_STATEMENT):
+                rows = await conn.execute(
+                    sa.select(d.c.message_id, d.c.username, d.c.channel, d.c.status)
+                    .where(sa.tuple_(d.c.message_id, d.c.username, d.c.channel).in_(keys[start : start + _KEYS_PER_STATEMENT]))
+                    .order_by(d.c.message_id, d.c.username, d.c.channel)
+                    .with_for_update()
+                )
+                current.update({(r.message_id, r.username, r.channel): DeliveryStatus(r.status) for r in rows})
+            changes: dict[str, list[StatusChange]] = {}
+            final: dict[tuple[str, str, str], tuple[DeliveryStatus, str | None]] = {}
+            for r in receipts:  # in arrival order: each receipt sees what the ones before it did
+                for message_id in dict.fromkeys(r.message_ids):
+                    key = (message_id, r.username, r.channel)
+                    was = current.get(key)
+                    steps = steps_to(was, r.status) if was is not None else []
+                    if not steps:
+                        continue
+                    current[key] = r.status
+                    final[key] = (r.status, r.detail)
+                    changes.setdefault(message_id, []).extend(
+                        StatusChange(
+                            message_id=message_id, username=r.username, channel=r.channel, status=s, at=at, detail=r.detail
+                        )
+                        for s in steps
+                    )
+            if not changes:
                 return []
             await conn.execute(
-                sa.update(d).where(*where).values(status=status.value, updated_at=at, error=detail)
+                sa.update(d)
+                .where(
+                    d.c.message_id == sa.bindparam("m"),
+                    d.c.username == sa.bindparam("u"),
+                    d.c.channel == sa.bindparam("c"),
+                )
+                .values(status=sa.bindparam("s"), updated_at=at, error=sa.bindparam("e")),
+                [{"m": m, "u": u, "c": c, "s": s.value, "e": e} for (m, u, c), (s, e) in final.items()],
             )
-            changes: dict[str, list[StatusChange]] = {}
-            for row in current:
-                changes[row.message_id] = [
-                    StatusChange(
-                        message_id=row.message_id, username=username, channel=channel, status=s, at=at, detail=detail
-                    )
-                    for s in steps_to(DeliveryStatus(row.status), status)
-                ]
             await conn.execute(
                 sa.insert(status_history),
-                [c.model_dump(mode="python") | {"status": c.status.value} for cs in changes.values() for c in cs],
+                [
+                    {"message_id": c.message_id, "username": c.username, "channel": c.channel, "status": c.status.value, "at": at, "detail": c.detail}
+                    for cs in changes.values()
+                    for c in cs
+                ],
             )
             moved = await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(messages.c.message_id.in_(list(changes))))
             return [(m, changes[m.message_id]) for m in map(_message, moved)]
