@@ -17,10 +17,15 @@ R = TypeVar("R")
 
 
 class GroupCommit(Generic[T, R]):
-    def __init__(self, flush: Callable[[Sequence[T]], Awaitable[Sequence[R]]], *, max_batch: int = 1000) -> None:
-        """``flush`` takes a batch and returns one result per item, in order."""
+    def __init__(
+        self, flush: Callable[[Sequence[T]], Awaitable[Sequence[R]]], *, max_batch: int = 1000, linger_s: float = 0.0
+    ) -> None:
+        """``flush`` takes a batch and returns one result per item, in order. ``linger_s`` lets a
+        flush wait that long for company: for work where a few ms matter less than the cost of
+        a transaction per item."""
         self._flush = flush
         self._max_batch = max_batch
+        self._linger_s = linger_s
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
@@ -40,6 +45,8 @@ class GroupCommit(Generic[T, R]):
 
     async def _drain(self) -> None:
         while self._pending:
+            if self._linger_s and len(self._pending) < self._max_batch:
+                await asyncio.sleep(self._linger_s)
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             try:
                 results = await self._flush([item for item, _ in batch])

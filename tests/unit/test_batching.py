@@ -82,3 +82,16 @@ async def test_a_caller_that_goes_away_does_not_take_its_item_or_the_others_with
     assert await staying == 20
     await commit.wait_idle()
     assert recorder.batches == [[1, 2]]
+
+
+async def test_a_linger_lets_items_that_arrive_meanwhile_join_the_first_flush() -> None:
+    recorder = Recorder()
+    recorder.release.set()
+    commit = GroupCommit(recorder.flush, linger_s=0.05)
+
+    first = asyncio.create_task(commit.submit(1))
+    await asyncio.sleep(0)  # the drainer is lingering now
+    second = asyncio.create_task(commit.submit(2))
+
+    assert (await first, await second) == (10, 20)
+    assert recorder.batches == [[1, 2]]

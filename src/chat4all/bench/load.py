@@ -67,9 +67,12 @@ class Load:
         self.sessions: dict[str, aiohttp.ClientSession] = {}
         self.senders: list[tuple[str, str, str]] = []  # (url, token, conversation_id) per conversation
         self.recipients: list[Recipient] = []
+        self.members: list[list[str]] = []  # recipients' usernames, aligned with senders
         self.samples: list[Sample] = []
         self.by_id: dict[str, Sample] = {}
         self._acks: dict[int, list[str]] = defaultdict(list)
+        # frames that beat their own 202 to the bench (push can be faster than the answer)
+        self._early: dict[str, list[tuple[Recipient, float]]] = defaultdict(list)
         self._readers: list[asyncio.Task[None]] = []
         self.started = 0.0
 
@@ -115,6 +118,7 @@ class Load:
         ) as resp:
             conversation_id = (await resp.json())["conversation_id"]
         self.senders.append((url, token, conversation_id))
+        self.members.append(members)
 
     # run -----------------------------------------------------------------------------------
 
@@ -167,6 +171,8 @@ class Load:
                 sample.message_id = orjson.loads(answer)["message_id"]
                 sample.recipients = self.n_recipients
                 self.by_id[sample.message_id] = sample
+                for r, at in self._early.pop(sample.message_id, ()):
+                    self._received(sample, r, at)
 
     async def _read(self, i: int, r: Recipient) -> None:
         async for msg in r.ws:
@@ -180,12 +186,18 @@ class Load:
             c_text, _, index = m["payload"]["text"].partition(":")
             sample = self.by_id.get(m["message_id"])
             if sample is not None:
-                if r.username in sample.received:
-                    r.duplicates += 1
-                else:
-                    sample.received[r.username] = now
+                self._received(sample, r, now)
+            else:
+                self._early[m["message_id"]].append((r, now))
             r.seen[int(c_text)].append((m["sequence_number"], int(index)))
             self._acks[i].append(m["message_id"])
+
+    @staticmethod
+    def _received(sample: Sample, r: Recipient, at: float) -> None:
+        if r.username in sample.received:
+            r.duplicates += 1
+        else:
+            sample.received[r.username] = at
 
     async def _ack_loop(self) -> None:
         while True:
@@ -202,6 +214,16 @@ class Load:
             await session.close()
 
     # results -------------------------------------------------------------------------------
+
+    def missing(self) -> list[dict[str, Any]]:
+        """(message, recipient) pairs accepted but never received."""
+        return [
+            {"message_id": s.message_id, "conversation": s.conversation, "index": s.index, "recipient": u}
+            for s in self.samples
+            if s.accepted is not None
+            for u in self.members[s.conversation]
+            if u not in s.received
+        ]
 
     def order_violations(self) -> int:
         violations = 0

@@ -24,12 +24,13 @@ log = get_logger(__name__)
 
 
 class DeliveryService:
-    def __init__(self, *, messages: MessageStore, log: EventLog, push: Push) -> None:
+    def __init__(self, *, messages: MessageStore, log: EventLog, push: Push, receipt_linger_s: float = 0.005) -> None:
         self._messages = messages
         self._log = log
         self._push = push
-        # receipts from every socket, request and worker of this process share transactions
-        self._receipts: GroupCommit[Receipt, int] = GroupCommit(self._apply, max_batch=500)
+        # receipts from every socket, request and worker of this process share transactions; a
+        # receipt may wait a few ms for others (a status is not on anyone's critical path)
+        self._receipts: GroupCommit[Receipt, int] = GroupCommit(self._apply, max_batch=500, linger_s=receipt_linger_s)
 
     async def record(
         self,
