@@ -14,6 +14,7 @@ from chat4all.adapters.localfs import URL_PREFIX as BLOB_URL_PREFIX
 from chat4all.adapters.localfs import LocalBlobStore
 from chat4all.api import ws
 from chat4all.api.errors import install_error_handlers
+from chat4all.api.fast_send import SendFastPath
 from chat4all.api.middleware import BodyLimit, RequestContext
 from chat4all.api.routes import auth, blobs, conversations, files, health, messages, presence, users, webhooks
 from chat4all.api.routes import connectors
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None, *, role: Role = Role.ALL, runti
         app.include_router(ws.router)
         if isinstance(runtime.blobs, LocalBlobStore):  # the app serves the local disk's signed URLs
             app.include_router(blobs.router)
+    if role in (Role.ALL, Role.API):
+        app.add_middleware(SendFastPath)  # innermost: inside the body limit and the trace context
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt_prefixes=(f"{BLOB_URL_PREFIX}/",))
     app.add_middleware(RequestContext, access_log=settings.access_log)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Response
 from chat4all.api.responses import JSON
 
 from chat4all.api.deps import CurrentUser, ServicesDep
+from chat4all.runtime import Services
+from chat4all.services.messages import Accepted
 from chat4all.api.errors import responses
 from chat4all.api.schemas import (
     HistoryEntry,
@@ -35,7 +37,11 @@ router = APIRouter(prefix="/v1/messages", tags=["messages"])
 )
 async def send(body: SendMessage, user: CurrentUser, services: ServicesDep) -> JSON:
     """Accepts a message (202) once it is durably on the log; delivery happens after."""
-    accepted = await services.messages.accept(
+    return accepted_response(await accept(body, user, services))
+
+
+async def accept(body: SendMessage, user: str, services: Services) -> Accepted:
+    return await services.messages.accept(
         caller=user,
         conversation_id=body.conversation_id,
         message_id=body.message_id,
@@ -45,6 +51,9 @@ async def send(body: SendMessage, user: CurrentUser, services: ServicesDep) -> J
         payload=body.payload.model_dump(exclude_none=True),
         metadata=body.metadata,
     )
+
+
+def accepted_response(accepted: Accepted) -> JSON:
     content: dict[str, object] = {
         "message_id": accepted.message_id,
         "conversation_id": accepted.conversation_id,

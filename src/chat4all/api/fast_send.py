@@ -1,0 +1,97 @@
+"""The hot path, ``POST /v1/messages``, answered without the framework's per-request machinery.
+
+FastAPI's routing, dependency solving and response validation cost more CPU per request than
+accepting the message itself. This ASGI layer answers the well-formed case directly, with the
+same schema, the same service call and the same responses as the FastAPI route
+(``routes/messages.py``), which stays the documented contract and answers everything else: a
+request this layer is not sure about (no token, an invalid one, malformed JSON, a schema
+error) goes on to the route, body intact, and gets its error there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chat4all.api.errors import domain_error_response
+from chat4all.api.routes.messages import accept, accepted_response
+from chat4all.api.schemas import SendMessage
+from chat4all.domain.errors import Chat4AllError, Unauthenticated
+
+PATH = "/v1/messages"
+
+
+class _Route:
+    """What the access log and metrics read from ``scope["route"]``."""
+
+    path = PATH
+
+
+_ROUTE = _Route()
+
+
+class SendFastPath:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
+            await self.app(scope, receive, send)
+            return
+        body, more = await _read_body(receive)
+        services = scope["app"].state.runtime.services
+        request = self._parse(scope, body, services) if not more else None
+        if request is None:
+            await self.app(scope, _replay(body, more, receive), send)
+            return
+        message, user = request
+        scope["route"] = _ROUTE
+        try:
+            response = accepted_response(await accept(message, user, services))
+        except Chat4AllError as exc:
+            response = domain_error_response(exc)
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _parse(scope: Scope, body: bytes, services: Any) -> tuple[SendMessage, str] | None:
+        headers = dict(scope["headers"])
+        if not headers.get(b"content-type", b"").startswith(b"application/json"):
+            return None
+        token = _bearer(headers.get(b"authorization", b""))
+        if token is None:
+            return None
+        try:
+            user = services.auth.authenticate(token)
+            return SendMessage.model_validate_json(body), user
+        except (Unauthenticated, ValidationError):
+            return None
+
+
+def _bearer(header: bytes) -> str | None:
+    scheme, _, token = header.decode("latin-1").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:
+    """The whole body, or what was read before a non-body message (kept for the replay)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), [message]
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), []
+
+
+def _replay(body: bytes, after: list[Message], receive: Receive) -> Receive:
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}, *after]
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
