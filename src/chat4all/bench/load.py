@@ -9,6 +9,7 @@ recipients see can be checked against the order they were sent in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import secrets
 import time
@@ -42,6 +43,7 @@ class Recipient:
     ws: Any = None
     seen: dict[int, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))  # conv → (seq, index)
     duplicates: int = 0
+    closed: dict[str, Any] | None = None  # how and when the socket ended, if it did during the run
 
 
 def schedule(rate: float, duration: float, ramp: float) -> list[float]:
@@ -175,6 +177,14 @@ class Load:
                     self._received(sample, r, at)
 
     async def _read(self, i: int, r: Recipient) -> None:
+        try:
+            await self._read_frames(i, r)
+        except Exception as exc:  # noqa: BLE001 - recorded in the result, not raised
+            r.closed = {"at_s": round(time.perf_counter() - self.started, 1), "error": repr(exc)}
+        else:  # the socket ended while the run still listened
+            r.closed = {"at_s": round(time.perf_counter() - self.started, 1), "code": r.ws.close_code}
+
+    async def _read_frames(self, i: int, r: Recipient) -> None:
         async for msg in r.ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
@@ -204,7 +214,10 @@ class Load:
             await asyncio.sleep(0.02)
             pending, self._acks = self._acks, defaultdict(list)
             for i, ids in pending.items():
-                await self.recipients[i].ws.send_bytes(orjson.dumps({"type": "ack", "message_ids": ids}))
+                ws = self.recipients[i].ws
+                if not ws.closed:  # one socket gone must not stop the acks of the others
+                    with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+                        await ws.send_bytes(orjson.dumps({"type": "ack", "message_ids": ids}))
 
     async def close(self) -> None:
         for r in self.recipients:

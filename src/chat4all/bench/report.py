@@ -46,6 +46,7 @@ def summarize(load: Load, *, server_cpu_s: float | None, server_peak_rss_mb: flo
         "e2e_ms": percentiles(e2e_ms),
         "lost": expected - delivered,
         "lost_sample": load.missing()[:20],
+        "sockets_closed": [{"recipient": r.username, **r.closed} for r in load.recipients if r.closed],
         "duplicates": sum(r.duplicates for r in load.recipients),
         "order_violations": load.order_violations(),
         "server_cpu_s": None if server_cpu_s is None else round(server_cpu_s, 1),
