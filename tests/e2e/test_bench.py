@@ -27,6 +27,7 @@ def test_a_short_embedded_bench_reports_no_loss_and_writes_its_chart(tmp_path: P
     assert result["sent"] == result["accepted"] == 150
     assert result["delivered"] == 300  # two recipients each
     assert (result["lost"], result["duplicates"], result["order_violations"]) == (0, 0, 0)
+    assert result["lost_sample"] == [] and result["sockets_closed"] == []
     assert set(result["accept_ms"]) == {"p50", "p90", "p99", "max"}
     assert result["server_cpu_s"] > 0 and result["server_peak_rss_mb"] > 0
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
