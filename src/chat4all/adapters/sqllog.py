@@ -1,6 +1,6 @@
 """EventLog in the database: the durable log of the embedded profile.
 
-Appends are group-committed: concurrent ``append`` calls that arrive while a write is in flight
+Appends are group-committed (``batching.GroupCommit``): concurrent ``append`` calls that arrive while a write is in flight
 go together in the next transaction, and each caller returns only once its record is
 committed, so a 202 means the message survives a crash of the process.
 
@@ -15,12 +15,12 @@ import asyncio
 import contextlib
 import zlib
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 
 from chat4all.adapters.sql.database import Database
 from chat4all.adapters.sql.schema import consumer_offsets, event_log
+from chat4all.batching import GroupCommit
 from chat4all.domain.errors import Chat4AllError, Unavailable
 from chat4all.domain.ids import utcnow
 from chat4all.ports import LogRecord
@@ -35,29 +35,26 @@ class SqlEventLog:
         self._db = db
         self.partitions = partitions
         self.poll_interval_s = poll_interval_s
-        self._pending: list[tuple[str, Sequence[tuple[str, bytes]], asyncio.Future[None]]] = []
-        self._kick = asyncio.Event()
+        self._commit: GroupCommit[tuple[str, Sequence[tuple[str, bytes]]], None] = GroupCommit(self._flush)
         self._appended = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
+        self._started = False
         self._closing = False
 
     @property
     def running(self) -> bool:
-        return self._flusher is not None and not self._flusher.done() and not self._closing
+        return self._started and not self._closing
 
     async def start(self) -> None:
         self._closing = False
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_forever(), name="sqllog-flusher")
+        self._started = True
 
     async def close(self) -> None:
         """Writes what was handed over, then stops; later appends are refused."""
-        if self._flusher is None:
+        if not self._started:
             return
         self._closing = True
-        self._kick.set()
-        await self._flusher
-        self._flusher = None
+        await self._commit.wait_idle()
+        self._started = False
 
     async def ping(self) -> None:
         if not self.running:
@@ -69,43 +66,26 @@ class SqlEventLog:
     async def append_many(self, topic: str, records: Sequence[tuple[str, bytes]]) -> None:
         if not records:
             return
-        if self._flusher is None or self._closing:
+        if not self.running:
             raise Unavailable("the event log is not running")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((topic, records, future))
-        self._kick.set()
-        await future
+        await self._commit.submit((topic, records))
 
-    async def _flush_forever(self) -> None:
-        while True:
-            await self._kick.wait()
-            self._kick.clear()
-            batch, self._pending = self._pending, []
-            if batch:
-                await self._flush(batch)
-            if self._closing and not self._pending:
-                return
-
-    async def _flush(self, batch: list[tuple[str, Sequence[tuple[str, bytes]], asyncio.Future[None]]]) -> None:
+    async def _flush(self, batch: Sequence[tuple[str, Sequence[tuple[str, bytes]]]]) -> list[None]:
         try:
             await self._write(batch)
+        except Chat4AllError:
+            raise
         except Exception as exc:  # every waiting caller learns that its append failed
-            error = exc if isinstance(exc, Chat4AllError) else Unavailable("the event log could not be written")
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        for _, _, future in batch:
-            if not future.done():
-                future.set_result(None)
+            raise Unavailable("the event log could not be written") from exc
         appended, self._appended = self._appended, asyncio.Event()
         appended.set()
+        return [None] * len(batch)
 
-    async def _write(self, batch: list[tuple[str, Sequence[tuple[str, bytes]], Any]]) -> None:
+    async def _write(self, batch: Sequence[tuple[str, Sequence[tuple[str, bytes]]]]) -> None:
         now = utcnow()
         rows = [
             {"topic": topic, "partition": partition_for(key, self.partitions), "key": key, "value": value, "appended_at": now}
-            for topic, records, _ in batch
+            for topic, records in batch
             for key, value in records
         ]
         async with self._db.write() as conn:

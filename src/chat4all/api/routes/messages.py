@@ -6,8 +6,6 @@ from fastapi import APIRouter, Response
 from chat4all.api.responses import JSON
 
 from chat4all.api.deps import CurrentUser, ServicesDep
-from chat4all.runtime import Services
-from chat4all.services.messages import Accepted
 from chat4all.api.errors import responses
 from chat4all.api.schemas import (
     HistoryEntry,
@@ -21,6 +19,8 @@ from chat4all.api.schemas import (
 from chat4all.domain.frames import message_view
 from chat4all.domain.models import Channel
 from chat4all.domain.status import DeliveryStatus
+from chat4all.runtime import Services
+from chat4all.services.messages import Accepted
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
