@@ -28,7 +28,7 @@ def serve(
     from chat4all.api.app import create_app
 
     try:
-        application = create_app(settings, role=role)
+        application = create_app(settings, role=role, freeze_heap=True)
     except ConfigurationError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None

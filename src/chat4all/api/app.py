@@ -20,6 +20,7 @@ from chat4all.api.routes import auth, blobs, conversations, files, health, messa
 from chat4all.api.routes import connectors
 from chat4all.api.schemas import PasswordGrant, RefreshGrant
 from chat4all.config import Settings
+from chat4all.observability import heap
 from chat4all.runtime import Role, Runtime, build_runtime
 
 DESCRIPTION = """One API to reach people in-app and on external channels.
@@ -30,13 +31,23 @@ Authenticate with `POST /v1/auth/token` (or the **Authorize** button), then send
 """
 
 
-def create_app(settings: Settings | None = None, *, role: Role = Role.ALL, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    role: Role = Role.ALL,
+    runtime: Runtime | None = None,
+    freeze_heap: bool = False,
+) -> FastAPI:
+    """``freeze_heap``: for a server process (``chat4all serve``), see observability/heap.py."""
     settings = settings or Settings()
     runtime = runtime or build_runtime(settings, role)
+    heap.observe_pauses()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        if freeze_heap:
+            heap.freeze_startup_heap()
         try:
             yield
         finally:

@@ -68,3 +68,9 @@ CONNECTOR_CONFIG = Gauge(
     "When the configuration a connector runs with was written (tells which version each process runs)",
     ["channel"],
 )
+GC_PAUSE = Histogram(
+    "chat4all_gc_pause_seconds",
+    "Time the process stood still in Python's cyclic garbage collector, by generation",
+    ["generation"],
+    buckets=LATENCY_BUCKETS,
+)
