@@ -330,3 +330,58 @@ async def test_a_send_the_log_cannot_take_is_503_not_202(server, pair) -> None:
     finally:
         await server.runtime.event_log.start()
     assert (await alice.send_text(conversation_id, "back"))["status"] == "accepted"
+
+
+async def test_a_socket_keeps_answering_while_its_receipts_wait_for_the_store(pair, monkeypatch) -> None:
+    """Receipts are stored in the background: a slow store must not hold the client's next
+    frames (a held pong is what made the server's keepalive close busy sockets)."""
+    from chat4all.adapters.sql.messages import SqlMessageStore
+
+    alice, bob, conversation_id = pair
+    sent = await alice.send_text(conversation_id, "held ack")
+    await persisted(alice, sent["message_id"])
+    store_may_go_on = asyncio.Event()
+    original = SqlMessageStore.advance_many
+
+    async def held(self, receipts, *, at):
+        await store_may_go_on.wait()
+        return await original(self, receipts, at=at)
+
+    monkeypatch.setattr(SqlMessageStore, "advance_many", held)
+    async with bob.websocket() as socket:
+        try:
+            assert (await receive_messages(socket, 1))[0]["message_id"] == sent["message_id"]
+            await socket.ack([sent["message_id"]])
+            await socket.ping()
+            assert (await socket.receive(timeout=5))["type"] == "pong"  # answered while the ack is held
+            assert (await alice.message_status(sent["message_id"]))["status"] == "SENT"
+        finally:
+            store_may_go_on.set()
+        await wait_until(lambda: _status_is(alice, sent["message_id"], "DELIVERED"), what="DELIVERED")
+
+
+async def test_a_receipt_the_store_cannot_take_comes_back_as_an_error_frame(pair, monkeypatch) -> None:
+    from chat4all.adapters.sql.messages import SqlMessageStore
+    from chat4all.domain.errors import Unavailable
+
+    alice, bob, conversation_id = pair
+    sent = await alice.send_text(conversation_id, "ack me twice")
+    await persisted(alice, sent["message_id"])
+    original = SqlMessageStore.advance_many
+    failures = [Unavailable("the database is not reachable")]
+
+    async def failing_once(self, receipts, *, at):
+        if failures:
+            raise failures.pop()
+        return await original(self, receipts, at=at)
+
+    monkeypatch.setattr(SqlMessageStore, "advance_many", failing_once)
+    async with bob.websocket() as socket:
+        await receive_messages(socket, 1)
+        await socket.ack([sent["message_id"]])
+        frame = await socket.receive()
+        assert frame["type"] == "error"
+        assert frame["error"]["code"] == "unavailable"
+        assert frame["error"]["details"] == {"message_ids": [sent["message_id"]]}
+        await socket.ack([sent["message_id"]])  # the client sends it again, on the same socket
+        await wait_until(lambda: _status_is(alice, sent["message_id"], "DELIVERED"), what="DELIVERED")

@@ -8,23 +8,29 @@ stream then continues the catch-up with no gap and no repeat.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import orjson
 
 from chat4all.adapters.memory import LocalHub
+from chat4all.domain.errors import Chat4AllError
 from chat4all.domain.events import PresenceEvent
 from chat4all.domain.frames import Frame, control_frame, message_frame
 from chat4all.domain.ids import new_id, utcnow
 from chat4all.domain.models import Channel, Presence
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
+from chat4all.observability.logging import get_logger
 from chat4all.ports import EventLog, MessageStore, PresenceStore
 from chat4all.services.deliveries import DeliveryService
 
 CATCH_UP_PAGE = 500
 INTERNAL = Channel.INTERNAL.value
+# receipts of one socket being stored at once; past this the socket's reader waits for one
+RECEIPTS_IN_FLIGHT = 16
+log = get_logger(__name__)
 
 
 class Overflow(Exception):
@@ -39,6 +45,7 @@ class Connection:
         self.overflowed = False
         self._sent_in_catch_up: set[str] = set()
         self._dedup_left = 0  # queued frames that may repeat the catch-up
+        self._receipts: set[asyncio.Task[int]] = set()
 
     def offer(self, frame: Frame) -> None:
         if self.overflowed:
@@ -55,6 +62,35 @@ class Connection:
         self._dedup_left = self._queue.qsize()
         if not self._dedup_left:
             self._sent_in_catch_up.clear()
+
+    async def store_receipt(self, record: Coroutine[Any, Any, int], message_ids: list[str]) -> None:
+        """Stores an ack or read without holding the socket's reader until it is committed.
+
+        A receipt waits for its group commit; read one at a time, a busy store made the client's
+        frames (its pongs too) queue until the server's keepalive gave up and closed the socket.
+        Receipts of one socket still reach the store in the order they came; at most
+        RECEIPTS_IN_FLIGHT are pending before the reader waits. One that fails comes back as an
+        error frame naming its message_ids, for the client to send again.
+        """
+        task = asyncio.create_task(record)
+        self._receipts.add(task)
+        task.add_done_callback(functools.partial(self._receipt_done, message_ids))
+        if len(self._receipts) >= RECEIPTS_IN_FLIGHT:
+            await asyncio.wait(self._receipts, return_when=asyncio.FIRST_COMPLETED)
+
+    def _receipt_done(self, message_ids: list[str], task: asyncio.Task[int]) -> None:
+        self._receipts.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        if isinstance(exc, Chat4AllError):
+            code, message = exc.code, exc.message
+        else:
+            log.error("a receipt could not be stored", username=self.username, exc_info=exc)
+            code, message = "internal", "the receipt could not be stored; it has been logged"
+        self.offer(control_frame("error", error={"code": code, "message": message, "details": {"message_ids": message_ids}}))
 
     async def next_live(self) -> Frame:
         while True:
@@ -139,9 +175,8 @@ class ConnectionService:
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 1000:
                 return _error("validation_error", "message_ids must be a list of at most 1000 message ids")
             status = DeliveryStatus.DELIVERED if kind == "ack" else DeliveryStatus.READ
-            await self._deliveries.record(
-                username=connection.username, channel=INTERNAL, message_ids=ids, status=status
-            )
+            record = self._deliveries.record(username=connection.username, channel=INTERNAL, message_ids=ids, status=status)
+            await connection.store_receipt(record, ids)
             return None
         return _error("validation_error", "type must be one of: ack, read, ping")
 
