@@ -39,16 +39,15 @@ def _is(key: DeliveryKey) -> tuple[Any, ...]:
     return (d.c.message_id == key.message_id, d.c.username == key.username, d.c.channel == key.channel)
 
 
-def _keys_in(keys: Sequence[DeliveryKey]) -> Any:
-    return sa.tuple_(d.c.message_id, d.c.username, d.c.channel).in_(
-        [(k.message_id, k.username, k.channel) for k in keys]
-    )
-
-
 class SqlDeliveryQueue:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._dialect = sqlite if db.is_sqlite else postgresql
+
+    def _keys_in(self, keys: Sequence[DeliveryKey]) -> Any:
+        return self._db.keys_in(
+            (d.c.message_id, d.c.username, d.c.channel), [(k.message_id, k.username, k.channel) for k in keys]
+        )
 
     async def due_channels(self, *, now: datetime) -> set[str]:
         query = sa.select(d.c.channel).distinct().where(
@@ -104,7 +103,7 @@ class SqlDeliveryQueue:
             claimed = (
                 await conn.execute(
                     sa.update(d)
-                    .where(_keys_in(keys), *due)
+                    .where(self._keys_in(keys), *due)
                     .values(claimed_by=claimer, next_attempt_at=now + timedelta(seconds=lease_s))
                     .returning(d.c.message_id, d.c.username, d.c.channel, d.c.attempts)
                 )
@@ -112,7 +111,7 @@ class SqlDeliveryQueue:
             if not claimed:
                 return []
             rows = await conn.execute(
-                sa.select(*_MESSAGE_COLUMNS).where(messages.c.message_id.in_({r.message_id for r in claimed}))
+                sa.select(*_MESSAGE_COLUMNS).where(self._db.one_of(messages.c.message_id, {r.message_id for r in claimed}))
             )
             by_id = {m.message_id: m for m in map(_message, rows)}
         found = [
@@ -188,7 +187,7 @@ class SqlDeliveryQueue:
             failed = (
                 await conn.execute(
                     sa.select(d.c.message_id, d.c.username, d.c.channel)
-                    .where(_keys_in(keys), d.c.status == FAILED)
+                    .where(self._keys_in(keys), d.c.status == FAILED)
                     .with_for_update()
                 )
             ).all()
@@ -197,7 +196,7 @@ class SqlDeliveryQueue:
             again = [DeliveryKey(r.message_id, r.username, r.channel) for r in failed]
             await conn.execute(
                 sa.update(d)
-                .where(_keys_in(again), d.c.status == FAILED)
+                .where(self._keys_in(again), d.c.status == FAILED)
                 .values(status=SENT, attempts=0, next_attempt_at=now, claimed_by=None, error=None, updated_at=now)
             )
             changes: dict[str, list[StatusChange]] = {}
@@ -216,5 +215,5 @@ class SqlDeliveryQueue:
                 sa.insert(status_history),
                 [c.model_dump(mode="python") | {"status": c.status.value} for cs in changes.values() for c in cs],
             )
-            rows = await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(messages.c.message_id.in_(list(changes))))
+            rows = await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(self._db.one_of(messages.c.message_id, changes)))
             return [(m, changes[m.message_id]) for m in map(_message, rows)]

@@ -28,6 +28,8 @@ _MESSAGE_COLUMNS = (
 )
 
 
+_DELIVERY_KEY = (deliveries.c.message_id, deliveries.c.username, deliveries.c.channel)
+
 # (message_id, username, channel) keys per locking SELECT: 3 parameters each, well under the
 # drivers' limits
 _KEYS_PER_STATEMENT = 2000
@@ -51,13 +53,13 @@ class SqlMessageStore:
                 r.conversation_id: r.last_seq
                 for r in await conn.execute(
                     sa.select(conversations.c.conversation_id, conversations.c.last_seq)
-                    .where(conversations.c.conversation_id.in_(conversation_ids))
+                    .where(self._db.one_of(conversations.c.conversation_id, conversation_ids))
                     .order_by(conversations.c.conversation_id)
                     .with_for_update()
                 )
             }
             known_rows = (
-                await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(messages.c.message_id.in_(list(unique))))
+                await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(self._db.one_of(messages.c.message_id, unique)))
             ).all()
             known = [_message(r) for r in known_rows]
             known_ids = {k.message_id for k in known}
@@ -237,7 +239,7 @@ class SqlMessageStore:
             for start in range(0, len(keys), _KEYS_PER_STATEMENT):
                 rows = await conn.execute(
                     sa.select(d.c.message_id, d.c.username, d.c.channel, d.c.status)
-                    .where(sa.tuple_(d.c.message_id, d.c.username, d.c.channel).in_(keys[start : start + _KEYS_PER_STATEMENT]))
+                    .where(self._db.keys_in(_DELIVERY_KEY, keys[start : start + _KEYS_PER_STATEMENT]))
                     .order_by(d.c.message_id, d.c.username, d.c.channel)
                     .with_for_update()
                 )
@@ -261,6 +263,23 @@ class SqlMessageStore:
                     )
             if not changes:
                 return []
+            await self._set_statuses(conn, final, at)
+            await conn.execute(
+                sa.insert(status_history),
+                [
+                    {"message_id": c.message_id, "username": c.username, "channel": c.channel, "status": c.status.value, "at": at, "detail": c.detail}
+                    for cs in changes.values()
+                    for c in cs
+                ],
+            )
+            moved = await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(self._db.one_of(messages.c.message_id, changes)))
+            return [(m, changes[m.message_id]) for m in map(_message, moved)]
+
+    async def _set_statuses(
+        self, conn: Any, final: dict[tuple[str, str, str], tuple[DeliveryStatus, str | None]], at: datetime
+    ) -> None:
+        d = deliveries
+        if self._db.is_sqlite:
             await conn.execute(
                 sa.update(d)
                 .where(
@@ -271,16 +290,15 @@ class SqlMessageStore:
                 .values(status=sa.bindparam("s"), updated_at=at, error=sa.bindparam("e")),
                 [{"m": m, "u": u, "c": c, "s": s.value, "e": e} for (m, u, c), (s, e) in final.items()],
             )
-            await conn.execute(
-                sa.insert(status_history),
-                [
-                    {"message_id": c.message_id, "username": c.username, "channel": c.channel, "status": c.status.value, "at": at, "detail": c.detail}
-                    for cs in changes.values()
-                    for c in cs
-                ],
-            )
-            moved = await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(messages.c.message_id.in_(list(changes))))
-            return [(m, changes[m.message_id]) for m in map(_message, moved)]
+            return
+        # PostgreSQL: one UPDATE ... FROM unnest(...) for the batch, not one execution per row
+        rows = [(m, u, c, s.value, e) for (m, u, c), (s, e) in final.items()]
+        new = self._db.key_table([d.c.message_id, d.c.username, d.c.channel, d.c.status, d.c.error], rows)
+        await conn.execute(
+            sa.update(d)
+            .where(d.c.message_id == new.c.k0, d.c.username == new.c.k1, d.c.channel == new.c.k2)
+            .values(status=new.c.k3, updated_at=at, error=new.c.k4)
+        )
 
 
 def _message(row: sa.Row) -> Message:

@@ -142,13 +142,15 @@ deliveries = sa.Table(
         postgresql_where=sa.text("next_attempt_at IS NOT NULL"),
         sqlite_where=sa.text("next_attempt_at IS NOT NULL"),
     ),
+    # only what is still SENT: as small as the backlog, and never a candidate for key lookups
     sa.Index(
         "ix_deliveries_pending",
         "username",
         "channel",
-        "status",
         "conversation_id",
         "sequence_number",
+        postgresql_where=sa.text("status = 'SENT'"),
+        sqlite_where=sa.text("status = 'SENT'"),
     ),
 )
 
