@@ -10,32 +10,27 @@ pending sequence number, so order holds across retries and dispatchers. Deliveri
 channel with no enabled connector fail at once, with the reason.
 
 The router wakes the loop in-process when it stores external deliveries; otherwise (another
-process stored them, or a retry came due) it polls every ``poll_interval_s``. At start it
-releases its own claims (all of them on SQLite, where it is alone); others lapse after the lease.
+process stored them, or a retry came due) it polls every ``poll_interval_s``. Claims, restarts
+and closing are those of every ``ClaimLoop`` (``workers/claim_loop.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Coroutine
-from typing import Any
+from datetime import datetime
 
 from chat4all.connectors.hub import ConnectorHub, LiveConnector
-from chat4all.domain.errors import Unavailable
 from chat4all.domain.ids import utcnow
-from chat4all.observability import metrics
-from chat4all.observability.logging import get_logger
 from chat4all.ports import ClaimedDelivery, DeliveryQueue
 from chat4all.services.connector_dispatch import ConnectorDispatch
+from chat4all.workers.claim_loop import ClaimLoop
 
-log = get_logger(__name__)
-NAME = "connector-dispatch"
 REJECT_BATCH = 100
 
 
-class ConnectorDispatcher:
+class ConnectorDispatcher(ClaimLoop):
     """Started and stopped by the runtime; ``wake()`` says new external deliveries are due."""
+
+    name = "connector-dispatch"
 
     def __init__(
         self,
@@ -48,62 +43,21 @@ class ConnectorDispatcher:
         lease_s: float,
         release_all_claims_on_start: bool = False,
     ) -> None:
+        super().__init__(
+            node_id=node_id, poll_interval_s=poll_interval_s, release_all_claims_on_start=release_all_claims_on_start
+        )
         self._queue = queue
         self._hub = hub
         self._dispatch = dispatch
-        self._node_id = node_id
-        self._poll_interval_s = poll_interval_s
         self._lease_s = lease_s
-        self._release_all = release_all_claims_on_start
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
 
-    def wake(self) -> None:
-        self._wake.set()
+    async def _release(self, *, claimer: str | None, now: datetime) -> int:
+        return await self._queue.release(claimer=claimer, now=now)
 
-    async def start(self) -> None:
-        released = await self._queue.release(claimer=None if self._release_all else self._node_id, now=utcnow())
-        if released:
-            log.info("external deliveries held before a restart are due again", count=released)
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name=NAME)
-
-    async def close(self) -> None:
-        """Stops claiming, lets the sends in flight finish (bounded by their timeout), then stops."""
-        self._stopping.set()
-        self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._in_flight:
-            timeout = max((c.limits.send_timeout_s for c in self._hub.configs()), default=10.0) + 1
-            _, late = await asyncio.wait(self._in_flight, timeout=timeout)
-            for task in late:  # their claims lapse, or are released at the next start
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
-
-    async def ping(self) -> None:
-        if self._task is None or self._task.done():
-            raise Unavailable("the connector dispatcher is not running")
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
-            more = False
-            try:
-                more = await self._round()
-            except Exception:
-                metrics.WORKER_ERRORS.labels(NAME).inc()
-                log.exception("connector dispatch round failed; retrying")
-            if not more:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+    def _work_timeout_s(self) -> float:
+        return max((c.limits.send_timeout_s for c in self._hub.configs()), default=10.0)
 
     async def _round(self) -> bool:
-        """Claims and starts what is due; True if a channel may have more due right now."""
         now = utcnow()
         due = await self._queue.due_channels(now=now)
         if not due:
@@ -119,7 +73,7 @@ class ConnectorDispatcher:
                 now=now, limit=free, claimer=self._node_id, lease_s=self._lease_for(live), channels=[channel]
             )
             for delivery in claimed:
-                self._start(live, self._dispatch.deliver(delivery, live))
+                self._send(live, delivery)
             more = more or len(claimed) == free
         orphans = sorted(due - enabled)
         if orphans:
@@ -127,7 +81,7 @@ class ConnectorDispatcher:
                 now=now, limit=REJECT_BATCH, claimer=self._node_id, lease_s=self._lease_s, channels=orphans
             )
             for delivery in claimed:
-                self._start(None, self._reject(delivery))
+                self._start(self._reject(delivery), message_id=delivery.key.message_id, channel=delivery.key.channel)
             more = more or len(claimed) == REJECT_BATCH
         return more
 
@@ -138,21 +92,15 @@ class ConnectorDispatcher:
     async def _reject(self, delivery: ClaimedDelivery) -> None:
         await self._dispatch.reject(delivery, self._hub.unavailable_reason(delivery.key.channel))
 
-    def _start(self, live: LiveConnector | None, work: Coroutine[Any, Any, None]) -> None:
-        if live is not None:
-            live.in_flight += 1  # counted from the claim, so the next round sees the slot taken
-        task = asyncio.create_task(self._guarded(live, work))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+    def _send(self, live: LiveConnector, delivery: ClaimedDelivery) -> None:
+        live.in_flight += 1  # counted from the claim, so the next round sees the slot taken
 
-    async def _guarded(self, live: LiveConnector | None, work: Coroutine[Any, Any, None]) -> None:
-        try:
-            await work
-        except Exception:
-            # the claim lapses after the lease and the delivery is tried again
-            metrics.WORKER_ERRORS.labels(NAME).inc()
-            log.exception("external delivery could not be recorded")
-        finally:
-            if live is not None:
-                live.in_flight -= 1
-            self._wake.set()  # a slot is free, and the next message of this recipient may be due
+        def free_slot() -> None:
+            live.in_flight -= 1
+
+        self._start(
+            self._dispatch.deliver(delivery, live),
+            done=free_slot,
+            message_id=delivery.key.message_id,
+            channel=delivery.key.channel,
+        )

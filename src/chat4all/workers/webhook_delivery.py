@@ -12,12 +12,10 @@ callback goes out again with the same event_id — at least once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from chat4all.domain.errors import Unavailable
 from chat4all.domain.ids import utcnow
 from chat4all.domain.webhooks import (
     EVENT_ID_HEADER,
@@ -36,6 +34,7 @@ from chat4all.ports import (
     WebhookOutbox,
     WebhookRegistry,
 )
+from chat4all.workers.claim_loop import ClaimLoop
 
 log = get_logger(__name__)
 ATTEMPT_HEADER = "Chat4All-Delivery-Attempt"
@@ -54,8 +53,10 @@ class DeliveryRules:
     retention_s: float = 7 * 24 * 3600
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(ClaimLoop):
     """Started and stopped by the runtime; ``wake()`` says new callbacks are due."""
+
+    name = "webhook-delivery"
 
     def __init__(
         self,
@@ -67,72 +68,41 @@ class WebhookDispatcher:
         rules: DeliveryRules,
         release_all_claims_on_start: bool = False,
     ) -> None:
+        super().__init__(
+            node_id=node_id,
+            poll_interval_s=rules.poll_interval_s,
+            release_all_claims_on_start=release_all_claims_on_start,
+        )
         self._outbox = outbox
         self._registry = registry
         self._transport = transport
-        self._node_id = node_id
         self._rules = rules
-        # only when this is the one delivery worker there is (the embedded profile)
-        self._release_all = release_all_claims_on_start
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
         self._next_prune = 0.0
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def start(self) -> None:
         await self._transport.start()
-        released = await self._outbox.release(claimer=None if self._release_all else self._node_id, now=utcnow())
-        if released:
-            log.info("webhook callbacks held before a restart are due again", count=released)
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="webhook-delivery")
+        await super().start()
 
     async def close(self) -> None:
-        """Stops claiming, lets the attempts in flight finish (bounded by the timeout), then stops."""
-        self._stopping.set()
-        self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._in_flight:
-            _, late = await asyncio.wait(self._in_flight, timeout=self._rules.timeout_s + 1)
-            for task in late:  # their claims lapse, or are released at the next start
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+        await super().close()
         await self._transport.close()
 
-    async def ping(self) -> None:
-        if self._task is None or self._task.done():
-            raise Unavailable("webhook delivery is not running")
+    async def _release(self, *, claimer: str | None, now: datetime) -> int:
+        return await self._outbox.release(claimer=claimer, now=now)
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
-            free = self._rules.max_in_flight - len(self._in_flight)
-            claimed: list[ClaimedCallback] = []
-            try:
-                if free > 0:
-                    claimed = await self._outbox.claim(
-                        now=utcnow(), limit=free, claimer=self._node_id, lease_s=self._rules.claim_ttl_s
-                    )
-                    await self._dispatch(claimed)
-                await self._prune_now_and_then()
-            except Exception:
-                metrics.WORKER_ERRORS.labels("webhook-delivery").inc()
-                log.exception("webhook delivery round failed; retrying")
-            if claimed and len(claimed) == free:
-                continue  # more may be due
-            await self._idle()
+    def _work_timeout_s(self) -> float:
+        return self._rules.timeout_s
 
-    async def _idle(self) -> None:
-        """Until woken (new callbacks, a delivery finished) or the poll interval passes."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._rules.poll_interval_s)
+    async def _round(self) -> bool:
+        free = self._rules.max_in_flight - len(self._in_flight)
+        claimed: list[ClaimedCallback] = []
+        if free > 0:  # else a delivery that finishes wakes the loop
+            claimed = await self._outbox.claim(
+                now=utcnow(), limit=free, claimer=self._node_id, lease_s=self._rules.claim_ttl_s
+            )
+            await self._dispatch(claimed)
+        await self._prune_now_and_then()
+        return bool(claimed) and len(claimed) == free
 
     async def _dispatch(self, claimed: list[ClaimedCallback]) -> None:
         if not claimed:
@@ -141,27 +111,22 @@ class WebhookDispatcher:
         found = await asyncio.gather(*(self._registry.get(owner, webhook_id) for owner, webhook_id in keys))
         webhooks = dict(zip(keys, found, strict=True))
         for callback in claimed:
-            task = asyncio.create_task(self._deliver(callback, webhooks[(callback.owner, callback.webhook_id)]))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            self._start(
+                self._deliver(callback, webhooks[(callback.owner, callback.webhook_id)]),
+                webhook_id=callback.webhook_id,
+                event_id=callback.event_id,
+            )
 
     async def _deliver(self, callback: ClaimedCallback, webhook: Webhook | None) -> None:
-        try:
-            if webhook is None:  # deleted after the callback was enqueued
-                await self._outbox.forget(callback.webhook_id)
-                return
-            if not webhook.active:
-                cancelled = await self._outbox.cancel(webhook.webhook_id, reason="the webhook is disabled", now=utcnow())
-                metrics.WEBHOOK_CALLBACKS.labels("cancelled").inc(cancelled)
-                return
-            attempt = await self._attempt(callback, webhook)
-            await self._record(callback, webhook, attempt)
-        except Exception:
-            # the claim lapses after claim_ttl_s and the callback is tried again
-            metrics.WORKER_ERRORS.labels("webhook-delivery").inc()
-            log.exception("webhook delivery failed", webhook_id=callback.webhook_id, event_id=callback.event_id)
-        finally:
-            self._wake.set()  # a slot is free, and the next callback of this subject may be due
+        if webhook is None:  # deleted after the callback was enqueued
+            await self._outbox.forget(callback.webhook_id)
+            return
+        if not webhook.active:
+            cancelled = await self._outbox.cancel(webhook.webhook_id, reason="the webhook is disabled", now=utcnow())
+            metrics.WEBHOOK_CALLBACKS.labels("cancelled").inc(cancelled)
+            return
+        attempt = await self._attempt(callback, webhook)
+        await self._record(callback, webhook, attempt)
 
     async def _attempt(self, callback: ClaimedCallback, webhook: Webhook) -> Attempt:
         number = callback.attempts + 1
