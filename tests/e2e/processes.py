@@ -7,6 +7,8 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -57,3 +59,13 @@ class Process:
         assert self.proc is not None
         self.proc.send_signal(sig)
         self.proc.wait(timeout=30)
+
+
+@contextmanager
+def embedded_process(tmp_path: Path, *, env: dict[str, str] | None = None) -> Iterator[Process]:
+    """A `chat4all serve all` on a free port with its data and log under ``tmp_path``, not yet
+    started; stopped with SIGTERM at the end if the test left it running."""
+    p = Process(tmp_path / "data", free_port(), tmp_path / "server.log", env=env)
+    yield p
+    if p.proc is not None and p.proc.poll() is None:
+        p.kill(signal.SIGTERM)

@@ -14,7 +14,7 @@ import pytest
 from chat4all.client import Chat4AllClient
 from tests.conftest import PASSWORD, persisted, wait_until
 from tests.connector_helpers import chat4all, statuses, wait_statuses
-from tests.e2e.processes import Process, free_port
+from tests.e2e.processes import Process, embedded_process
 from tests.fake_telegram import TOKEN, FakeTelegram, running_fake_telegram
 
 pytestmark = pytest.mark.e2e
@@ -32,10 +32,8 @@ FAST = {
 
 @pytest.fixture
 def process(tmp_path: Path) -> Iterator[Process]:
-    p = Process(tmp_path / "data", free_port(), tmp_path / "server.log", env=FAST)
-    yield p
-    if p.proc is not None and p.proc.poll() is None:
-        p.kill(signal.SIGTERM)
+    with embedded_process(tmp_path, env=FAST) as p:
+        yield p
 
 
 @pytest.fixture

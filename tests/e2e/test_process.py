@@ -16,17 +16,15 @@ import pytest
 
 from chat4all.client import Chat4AllClient
 from tests.conftest import PASSWORD, wait_until
-from tests.e2e.processes import Process, free_port
+from tests.e2e.processes import Process, embedded_process
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def process(tmp_path: Path) -> Iterator[Process]:
-    p = Process(tmp_path / "data", free_port(), tmp_path / "server.log")
-    yield p
-    if p.proc is not None and p.proc.poll() is None:
-        p.kill(signal.SIGTERM)
+    with embedded_process(tmp_path) as p:
+        yield p
 
 
 async def test_the_process_serves_swagger_and_stops_cleanly_on_sigterm(process: Process) -> None:

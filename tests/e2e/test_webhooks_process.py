@@ -11,7 +11,7 @@ import pytest
 
 from chat4all.client import Chat4AllClient
 from tests.conftest import PASSWORD, wait_until
-from tests.e2e.processes import Process, free_port
+from tests.e2e.processes import Process, embedded_process
 from tests.webhook_receiver import Receiver, running_receiver
 
 pytestmark = pytest.mark.e2e
@@ -21,10 +21,8 @@ FAST = {"CHAT4ALL_WEBHOOKS_RETRY_BASE_S": "0.05", "CHAT4ALL_WEBHOOKS_POLL_INTERV
 
 @pytest.fixture
 def process(tmp_path: Path) -> Iterator[Process]:
-    p = Process(tmp_path / "data", free_port(), tmp_path / "server.log", env=FAST)
-    yield p
-    if p.proc is not None and p.proc.poll() is None:
-        p.kill(signal.SIGTERM)
+    with embedded_process(tmp_path, env=FAST) as p:
+        yield p
 
 
 @pytest.fixture
