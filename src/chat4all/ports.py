@@ -166,7 +166,13 @@ class EventLog(Protocol):
     def consumer(self, topic: str, group: str) -> "LogConsumer": ...
 
 
+# counting a SQL log's backlog reads it; past this many records the exact figure matters less
+LAG_CAP = 100_000
+
+
 class LogConsumer(Protocol):
+    topic: str
+
     async def start(self) -> None: ...
 
     async def poll(self, *, max_records: int, timeout_s: float) -> list[LogRecord]:
@@ -177,6 +183,10 @@ class LogConsumer(Protocol):
 
     async def seek(self, partition: int, offset: int) -> None:
         """Replays from ``offset`` (inclusive) on the next poll."""
+
+    async def lag(self) -> int | None:
+        """Records on this consumer's partitions not yet handed out by ``poll`` (capped at
+        LAG_CAP), or None while it cannot tell (no partitions yet, nothing fetched yet)."""
 
     async def stop(self) -> None: ...
 

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from chat4all.client import ApiError, Chat4AllClient, Socket
+from chat4all.domain.events import MESSAGES_TOPIC
 from tests.conftest import persisted, wait_until
 
 
@@ -316,7 +317,8 @@ async def test_metrics_count_messages_by_stage(server, pair) -> None:
         text = (await http.get("/metrics")).text
     for line in ('chat4all_messages_total{stage="accepted"}', 'chat4all_messages_total{stage="persisted"}',
                  'chat4all_delivery_status_total{channel="internal",status="DELIVERED"}',
-                 'chat4all_accept_to_delivered_seconds_count{channel="internal"}'):
+                 'chat4all_accept_to_delivered_seconds_count{channel="internal"}',
+                 f'chat4all_consumer_lag{{topic="{MESSAGES_TOPIC}",worker="router"}}'):
         assert line in text
 
 

@@ -27,6 +27,9 @@ import pytest
 import sqlalchemy as sa
 
 from chat4all.adapters.etcd import EtcdMetadataStore
+from aiokafka.errors import KafkaError
+
+from chat4all.adapters.kafka import KafkaEventLog
 from chat4all.adapters.memory import MemoryPresenceStore
 from chat4all.adapters.sql.conversations import SqlConversationStore
 from chat4all.adapters.sql.database import Database
@@ -44,6 +47,11 @@ REDIS_URL_ENV = "CHAT4ALL_TEST_REDIS_URL"
 ETCD_URL_ENV = "CHAT4ALL_TEST_ETCD_URL"
 ETCD_DEFAULT_URL = "etcd://127.0.0.1:2379"
 REDIS_DEFAULT_URL = "redis://127.0.0.1:6379/15"
+KAFKA_URL_ENV = "CHAT4ALL_TEST_KAFKA_URL"
+KAFKA_DEFAULT_URL = "kafka://127.0.0.1:9092"
+# the topics the event log suite appends to
+# (the scratch topics tell which partition a key lands in, so they are partitioned alike)
+KAFKA_TOPICS = ("contract.events", "other.events", *(f"scratch.conversation-{i}" for i in range(8)))
 # partitions of the event log under test; a few, so that keys spread over more than one
 LOG_PARTITIONS = 4
 # seconds a presence entry lives without a heartbeat
@@ -211,11 +219,59 @@ def message_store(database: Database) -> SqlMessageStore:
 
 
 @pytest.fixture
-async def event_log(database: Database) -> AsyncIterator[SqlEventLog]:
+async def sql_event_log(database: Database) -> AsyncIterator[SqlEventLog]:
+    """The embedded log on each database backend, for what only it promises."""
+    async with _sql_event_log(database) as log:
+        yield log
+
+
+@asynccontextmanager
+async def _sql_event_log(database: Database) -> AsyncIterator[SqlEventLog]:
     # a long poll interval: a poll waiting for records must be woken by the append itself,
     # not find them by re-reading the table on its own schedule
     log = SqlEventLog(database, partitions=LOG_PARTITIONS, poll_interval_s=30.0)
     await log.start()
+    try:
+        yield log
+    finally:
+        await log.close()
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+        pytest.param("kafka", id="kafka", marks=pytest.mark.kafka),
+    ]
+)
+def event_log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "kafka":
+        return os.environ.get(KAFKA_URL_ENV, KAFKA_DEFAULT_URL)
+    return _database_url(request.param, tmp_path, request)
+
+
+@pytest.fixture
+async def event_log(event_log_url: str) -> AsyncIterator[Any]:
+    """Every EventLog adapter: the SQL log on each database backend, and Kafka (topics under a
+    namespace of the test's own, so that no test reads another's records)."""
+    if not event_log_url.startswith("kafka://"):
+        async with _database(event_log_url) as db, _sql_event_log(db) as log:
+            yield log
+        return
+    log = KafkaEventLog(
+        event_log_url,
+        partitions=LOG_PARTITIONS,
+        topics=KAFKA_TOPICS,
+        namespace=f"contract-{secrets.token_hex(4)}",
+        session_timeout_ms=6_000,
+    )
+    try:
+        await log.start()
+    except (KafkaError, Unavailable) as exc:
+        message = f"Kafka at {event_log_url} is not reachable ({exc!r}); run `scripts/services.sh up kafka`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     try:
         yield log
     finally:

@@ -72,6 +72,9 @@ class KafkaEventLog:
         self._session_timeout_ms = session_timeout_ms
         self._producer: AIOKafkaProducer | None = None
         self._replacing = asyncio.Lock()
+        self._appending = 0  # append calls in progress; close lets them finish
+        self._appends_done = asyncio.Event()
+        self._appends_done.set()
 
     @property
     def running(self) -> bool:
@@ -112,7 +115,8 @@ class KafkaEventLog:
 
     async def close(self) -> None:
         if self._producer is not None:
-            producer, self._producer = self._producer, None
+            producer, self._producer = self._producer, None  # no new appends from here on
+            await self._appends_done.wait()  # those already handed over are written, not refused
             await producer.stop()  # flushes what is in flight
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
@@ -142,6 +146,8 @@ class KafkaEventLog:
         producer = self._producer
         if producer is None:
             raise Unavailable("the event log is not running")
+        self._appending += 1
+        self._appends_done.clear()
         try:
             async with asyncio.timeout(self._append_timeout_s):
                 physical = self._prefix + topic
@@ -151,6 +157,10 @@ class KafkaEventLog:
             if isinstance(exc, _PRODUCER_BROKEN):
                 await self._replace_producer(producer)
             raise Unavailable("the event log is not reachable") from exc
+        finally:
+            self._appending -= 1
+            if not self._appending:
+                self._appends_done.set()
 
     async def ping(self) -> None:
         producer = self._producer
@@ -191,6 +201,7 @@ class KafkaLogConsumer:
             "max_poll_interval_ms": 300_000,
         }
         self._consumer_instance: AIOKafkaConsumer | None = None
+        self._committed: dict[TopicPartition, int] = {}  # what this consumer committed last
 
     @property
     def _consumer(self) -> AIOKafkaConsumer:
@@ -224,11 +235,26 @@ class KafkaLogConsumer:
         for r in records:
             tp = TopicPartition(self._physical, r.partition)
             upto[tp] = max(upto.get(tp, 0), r.offset + 1)
+        # a Kafka commit sets the offset, also backwards; a late commit of older records must
+        # not make the group replay what this consumer already committed past
+        upto = {tp: offset for tp, offset in upto.items() if offset > self._committed.get(tp, -1)}
         if upto:
             await self._consumer.commit(upto)
+            self._committed.update(upto)
 
     async def seek(self, partition: int, offset: int) -> None:
         self._consumer.seek(TopicPartition(self._physical, partition), offset)
+
+    async def lag(self) -> int | None:
+        # the high watermarks come with every fetch response: no request is made here
+        consumer = self._consumer
+        behind: list[int] = []
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            behind.append(max(highwater - await consumer.position(tp), 0))
+        return sum(behind) if behind else None
 
     async def stop(self) -> None:
         if self._consumer_instance is not None:

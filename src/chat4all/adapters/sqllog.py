@@ -23,7 +23,7 @@ from chat4all.adapters.sql.schema import consumer_offsets, event_log
 from chat4all.batching import GroupCommit
 from chat4all.domain.errors import Chat4AllError, Unavailable
 from chat4all.domain.ids import utcnow
-from chat4all.ports import LogRecord
+from chat4all.ports import LAG_CAP, LogRecord
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -196,6 +196,18 @@ class SqlLogConsumer:
     async def seek(self, partition: int, offset: int) -> None:
         self._next[partition] = offset
         self._cursor = min(self._cursor, offset)
+
+    async def lag(self) -> int | None:
+        e = event_log
+        backlog = (
+            sa.select(e.c.offset)
+            .where(e.c.topic == self.topic, e.c.offset >= self._cursor)
+            .order_by(e.c.offset)
+            .limit(LAG_CAP)
+            .subquery()
+        )
+        async with self._db.read() as conn:
+            return int(await conn.scalar(sa.select(sa.func.count()).select_from(backlog)) or 0)
 
     async def stop(self) -> None:
         return None

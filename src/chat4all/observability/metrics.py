@@ -32,6 +32,11 @@ ACCEPT_TO_DELIVERED = Histogram(
 ROUTER_BATCH = Histogram(
     "chat4all_router_batch_size", "Events handled per router batch", buckets=(1, 5, 10, 50, 100, 250, 500, 1000)
 )
+CONSUMER_LAG = Gauge(
+    "chat4all_consumer_lag",
+    "Records on the event log this worker's consumer has not taken yet (its partitions only)",
+    ["worker", "topic"],
+)
 WORKER_ERRORS = Counter("chat4all_worker_errors_total", "Batches a worker failed to handle", ["worker"])
 WEBSOCKET_CONNECTIONS = Gauge("chat4all_websocket_connections", "Open WebSocket connections on this node")
 WEBHOOK_CALLBACKS = Counter(

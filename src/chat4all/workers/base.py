@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 
 from chat4all.observability import metrics
@@ -16,6 +17,7 @@ from chat4all.observability.logging import get_logger
 from chat4all.ports import LogConsumer, LogRecord
 
 log = get_logger(__name__)
+LAG_EVERY_S = 5.0
 
 
 class Worker:
@@ -28,6 +30,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy = False  # a batch is in hand (between poll and commit)
+        self._next_lag_report = 0.0
 
     async def handle(self, records: Sequence[LogRecord]) -> None:
         raise NotImplementedError
@@ -49,6 +52,7 @@ class Worker:
     async def run(self) -> None:
         while not self._stopping.is_set():
             records = await self._consumer.poll(max_records=self._batch_size, timeout_s=self._poll_timeout_s)
+            await self._report_lag()
             if not records:
                 continue
             self._busy = True
@@ -57,6 +61,20 @@ class Worker:
                 await self._commit(records)
             finally:
                 self._busy = False
+
+    async def _report_lag(self) -> None:
+        """chat4all_consumer_lag, at most every LAG_EVERY_S (on the SQL log it is a query)."""
+        now = time.monotonic()
+        if now < self._next_lag_report:
+            return
+        self._next_lag_report = now + LAG_EVERY_S
+        try:
+            lag = await self._consumer.lag()
+        except Exception:  # a gauge must never stop the work
+            log.debug("consumer lag not measured", worker=self.name, exc_info=True)
+            return
+        if lag is not None:
+            metrics.CONSUMER_LAG.labels(self.name, self._consumer.topic).set(lag)
 
     async def _commit(self, records: Sequence[LogRecord]) -> None:
         try:
