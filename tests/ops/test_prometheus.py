@@ -1,0 +1,95 @@
+"""deploy/prometheus: the config and alert rules are valid, their unit tests pass, every metric
+they name is one Chat4All exports, and the real Prometheus from scripts/services.sh scrapes a
+running node through the config's file discovery."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.metrics import MetricWrapperBase
+
+from tests.conftest import RunningServer, wait_until
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+PROMETHEUS_URL_ENV = "CHAT4ALL_TEST_PROMETHEUS_URL"
+# series Prometheus makes itself, not Chat4All
+NOT_OURS = {"up"}
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool comes with Debian's prometheus package (scripts/services.sh installs it)"
+    return subprocess.run([promtool, *args], cwd=DEPLOY, capture_output=True, text=True, timeout=60)
+
+
+def test_the_config_and_its_rules_are_valid() -> None:
+    checked = _promtool("check", "config", "prometheus.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "6 rules found" in checked.stdout
+
+
+def test_each_alert_fires_on_what_it_describes() -> None:
+    tested = _promtool("test", "rules", "alerts_test.yml")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    rules = set(re.findall(r"^\s+- alert: (\w+)$", (DEPLOY / "alerts.yml").read_text(), re.M))
+    covered = set(re.findall(r"alertname: (\w+)", (DEPLOY / "alerts_test.yml").read_text()))
+    assert rules == covered, f"alerts without a unit test: {sorted(rules - covered)}"
+
+
+def exported_metric_names() -> set[str]:
+    """Every sample name Chat4All's metrics can produce (with _total, _bucket, ... suffixes)."""
+    from chat4all.observability import metrics
+
+    names: set[str] = set()
+    for value in vars(metrics).values():
+        if not isinstance(value, MetricWrapperBase):
+            continue
+        for family in value.describe():
+            suffixes = {
+                "counter": ("_total", "_created"),
+                "histogram": ("_bucket", "_count", "_sum", "_created"),
+                "gauge": ("",),
+            }[family.type]
+            names.update(family.name + s for s in suffixes)
+    return names
+
+
+def test_every_metric_the_rules_name_is_exported() -> None:
+    named = set(re.findall(r"\b(chat4all_\w+|up)\b", (DEPLOY / "alerts.yml").read_text()))
+    unknown = sorted(named - exported_metric_names() - NOT_OURS)
+    assert not unknown, f"the rules name metrics Chat4All does not export: {unknown}"
+
+
+async def test_prometheus_discovers_and_scrapes_a_running_node(server: RunningServer) -> None:
+    url = os.environ.get(PROMETHEUS_URL_ENV)
+    if not url:
+        message = f"{PROMETHEUS_URL_ENV} is not set; run `scripts/services.sh up prometheus`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    async with httpx.AsyncClient(base_url=url, timeout=5) as prometheus:
+        # the targets folder of the config this Prometheus runs with (maybe another checkout's)
+        config_file = (await prometheus.get("/api/v1/status/flags")).json()["data"]["config.file"]
+        instance = server.base_url.removeprefix("http://")
+        targets = Path(config_file).parent / "targets" / f"test-{uuid.uuid4().hex}.json"
+        targets.write_text(json.dumps([{"targets": [instance], "labels": {"role": "all"}}]))
+        try:
+
+            async def scraped() -> bool:
+                query = f'chat4all_websocket_connections{{job="chat4all",instance="{instance}",role="all"}}'
+                result = (await prometheus.get("/api/v1/query", params={"query": query})).json()["data"]["result"]
+                return len(result) == 1
+
+            await wait_until(scraped, timeout=60, interval=0.5, what="Prometheus to scrape the node")
+            up = (await prometheus.get("/api/v1/query", params={"query": f'up{{instance="{instance}"}}'})).json()
+            assert up["data"]["result"][0]["value"][1] == "1"
+        finally:
+            targets.unlink()
