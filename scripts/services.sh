@@ -97,7 +97,7 @@ packages_for() {
     kafka) command -v java >/dev/null || echo default-jre-headless; command -v mvn >/dev/null || echo maven ;;
     seaweedfs) python3 -c 'import venv, ensurepip' 2>/dev/null || echo python3-venv ;;
     nginx) echo nginx ;;
-    prometheus) echo prometheus ;;
+    prometheus) echo prometheus prometheus-alertmanager ;;  # alertmanager: amtool checks deploy/alertmanager
   esac
 }
 ensure_packages() {
