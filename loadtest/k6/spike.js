@@ -27,15 +27,12 @@
 //
 // A failed threshold makes k6 exit with code 99.
 
-import { check } from 'k6';
-import exec from 'k6/execution';
-import { Counter, Trend } from 'k6/metrics';
 import {
-  SUMMARY_TREND_STATS,
   durationSeconds,
   envInt,
   envStr,
-  sendMessage,
+  messageLoadOptions,
+  sendNextMessage,
   setupConversations,
 } from './lib/chat4all.js';
 
@@ -48,39 +45,23 @@ const CONVERSATIONS = envInt('CONVERSATIONS', 100);
 const EXPECTED = PEAK_RATE * (durationSeconds(RAMP_UP) / 2 + durationSeconds(HOLD) + durationSeconds(RAMP_DOWN) / 2);
 const MAX_DROPPED = envInt('MAX_DROPPED', Math.floor(0.01 * EXPECTED));
 
-const acceptLatency = new Trend('accept_latency', true);
-const accepted = new Counter('messages_accepted');
-
-export const options = {
-  setupTimeout: envStr('SETUP_TIMEOUT', '10m'),
-  scenarios: {
-    spike: {
-      executor: 'ramping-arrival-rate',
-      startRate: 0,
-      timeUnit: '1s',
-      preAllocatedVUs: envInt('PRE_VUS', 300),
-      maxVUs: envInt('MAX_VUS', 3000),
-      stages: [
-        { target: PEAK_RATE, duration: RAMP_UP },
-        { target: PEAK_RATE, duration: HOLD },
-        { target: 0, duration: RAMP_DOWN },
-      ],
-    },
+export const options = messageLoadOptions({
+  spike: {
+    executor: 'ramping-arrival-rate',
+    startRate: 0,
+    timeUnit: '1s',
+    preAllocatedVUs: envInt('PRE_VUS', 300),
+    maxVUs: envInt('MAX_VUS', 3000),
+    stages: [
+      { target: PEAK_RATE, duration: RAMP_UP },
+      { target: PEAK_RATE, duration: HOLD },
+      { target: 0, duration: RAMP_DOWN },
+    ],
   },
-  thresholds: {
-    accept_latency: [`p(99)<${envInt('ACCEPT_P99_MS', 200)}`],
-    http_req_failed: ['rate<0.01'],
-    checks: ['rate>0.99'],
-    dropped_iterations: [`count<=${MAX_DROPPED}`],
-  },
-  summaryTrendStats: SUMMARY_TREND_STATS,
-};
+}, MAX_DROPPED);
 
 export function setup() {
   return setupConversations(CONVERSATIONS);
 }
 
-export default function (data) {
-  const res = sendMessage(data, exec.scenario.iterationInTest, acceptLatency, accepted);
-  check(res, { 'message accepted (202)': (r) => r.status === 202 });
-}
+export default sendNextMessage;

@@ -30,15 +30,12 @@
 // Access tokens live CHAT4ALL_ACCESS_TOKEN_TTL_S (1 h by default): for longer runs raise it on
 // the server. A failed threshold makes k6 exit with code 99.
 
-import { check } from 'k6';
-import exec from 'k6/execution';
-import { Counter, Trend } from 'k6/metrics';
 import {
-  SUMMARY_TREND_STATS,
   durationSeconds,
   envInt,
   envStr,
-  sendMessage,
+  messageLoadOptions,
+  sendNextMessage,
   setupConversations,
 } from './lib/chat4all.js';
 
@@ -47,36 +44,19 @@ const DURATION = envStr('DURATION', '5m');
 const CONVERSATIONS = envInt('CONVERSATIONS', 100);
 const MAX_DROPPED = envInt('MAX_DROPPED', Math.floor(0.01 * RATE * durationSeconds(DURATION)));
 
-// Time from sending POST /v1/messages to its 202 (the message is durably in the event log).
-const acceptLatency = new Trend('accept_latency', true);
-const accepted = new Counter('messages_accepted');
-
-export const options = {
-  setupTimeout: envStr('SETUP_TIMEOUT', '10m'),
-  scenarios: {
-    messages: {
-      executor: 'constant-arrival-rate',
-      rate: RATE,
-      timeUnit: '1s',
-      duration: DURATION,
-      preAllocatedVUs: envInt('PRE_VUS', 200),
-      maxVUs: envInt('MAX_VUS', 2000),
-    },
+export const options = messageLoadOptions({
+  messages: {
+    executor: 'constant-arrival-rate',
+    rate: RATE,
+    timeUnit: '1s',
+    duration: DURATION,
+    preAllocatedVUs: envInt('PRE_VUS', 200),
+    maxVUs: envInt('MAX_VUS', 2000),
   },
-  thresholds: {
-    accept_latency: [`p(99)<${envInt('ACCEPT_P99_MS', 200)}`],
-    http_req_failed: ['rate<0.01'],
-    checks: ['rate>0.99'],
-    dropped_iterations: [`count<=${MAX_DROPPED}`],
-  },
-  summaryTrendStats: SUMMARY_TREND_STATS,
-};
+}, MAX_DROPPED);
 
 export function setup() {
   return setupConversations(CONVERSATIONS);
 }
 
-export default function (data) {
-  const res = sendMessage(data, exec.scenario.iterationInTest, acceptLatency, accepted);
-  check(res, { 'message accepted (202)': (r) => r.status === 202 });
-}
+export default sendNextMessage;

@@ -6,7 +6,9 @@
 
 import http from 'k6/http';
 import crypto from 'k6/crypto';
-import { fail } from 'k6';
+import { check, fail } from 'k6';
+import exec from 'k6/execution';
+import { Counter, Trend } from 'k6/metrics';
 
 export const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
@@ -138,8 +140,12 @@ export function authHeaders(token) {
 
 const TEXT = 'x'.repeat(Math.max(1, envInt('TEXT_CHARS', 100)));
 
+// Time from sending POST /v1/messages to its 202 (the message is durably in the event log).
+const acceptLatency = new Trend('accept_latency', true);
+const accepted = new Counter('messages_accepted');
+
 // One POST /v1/messages into conversation number `n` (modulo their count), round robin.
-export function sendMessage(data, n, acceptLatency, accepted) {
+export function sendMessage(data, n) {
   const conversation = data.conversations[n % data.conversations.length];
   const res = http.post(
     `${BASE_URL}/v1/messages`,
@@ -151,4 +157,26 @@ export function sendMessage(data, n, acceptLatency, accepted) {
     accepted.add(1);
   }
   return res;
+}
+
+// The iteration of the message scripts: the next message, checked for its 202.
+export function sendNextMessage(data) {
+  const res = sendMessage(data, exec.scenario.iterationInTest);
+  check(res, { 'message accepted (202)': (r) => r.status === 202 });
+}
+
+// Options of the message scripts, which differ only in their arrival-rate scenario: the
+// thresholds (p99 accept, failures, checks, iterations k6 could not start in time).
+export function messageLoadOptions(scenarios, maxDropped) {
+  return {
+    setupTimeout: envStr('SETUP_TIMEOUT', '10m'),
+    scenarios,
+    thresholds: {
+      accept_latency: [`p(99)<${envInt('ACCEPT_P99_MS', 200)}`],
+      http_req_failed: ['rate<0.01'],
+      checks: ['rate>0.99'],
+      dropped_iterations: [`count<=${maxDropped}`],
+    },
+    summaryTrendStats: SUMMARY_TREND_STATS,
+  };
 }
