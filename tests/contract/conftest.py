@@ -39,6 +39,7 @@ from chat4all.adapters.sql.migrate import upgrade
 from chat4all.adapters.sql.schema import metadata as schema_metadata
 from chat4all.adapters.sqllog import SqlEventLog
 from chat4all.domain.errors import Unavailable
+from tests.conftest import server_missing
 
 T = TypeVar("T")
 
@@ -98,9 +99,7 @@ def postgres_url() -> Iterator[str]:
     raw = os.environ.get(POSTGRES_URL_ENV)
     if not raw:
         message = f"{POSTGRES_URL_ENV} is not set (run `scripts/services.sh up postgres` and `eval \"$(scripts/services.sh env)\"`)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        server_missing(message)
     admin = sa.make_url(raw)
     name = f"chat4all_contract_{os.getpid()}_{secrets.token_hex(4)}"
     _run_in_private_loop(_create_and_migrate(admin, name))
@@ -168,9 +167,7 @@ async def _etcd_metadata_store(url: str) -> AsyncIterator[EtcdMetadataStore]:
     except Unavailable as exc:
         await store.close()
         message = f"etcd at {url} is not reachable ({exc}); run `scripts/services.sh up etcd`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        server_missing(message)
     try:
         yield store
     finally:
@@ -269,9 +266,7 @@ async def event_log(event_log_url: str) -> AsyncIterator[Any]:
         await log.start()
     except (KafkaError, Unavailable) as exc:
         message = f"Kafka at {event_log_url} is not reachable ({exc!r}); run `scripts/services.sh up kafka`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        server_missing(message)
     try:
         yield log
     finally:
@@ -301,9 +296,7 @@ async def _redis_keyspace() -> AsyncIterator[RedisKeyspace]:
     except (RedisError, OSError) as exc:
         await client.aclose()
         message = f"Redis at {url} is not reachable ({exc}); run `scripts/services.sh up redis`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        server_missing(message)
     space = RedisKeyspace(url, client, f"test-{secrets.token_hex(6)}")
     try:
         yield space

@@ -9,6 +9,8 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from tests.conftest import server_missing
+
 PROMETHEUS_URL_ENV = "CHAT4ALL_TEST_PROMETHEUS_URL"
 _SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -36,8 +38,6 @@ async def prometheus() -> AsyncIterator[httpx.AsyncClient]:
     url = os.environ.get(PROMETHEUS_URL_ENV)
     if not url:
         message = f"{PROMETHEUS_URL_ENV} is not set; run `scripts/services.sh up prometheus`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        server_missing(message)
     async with httpx.AsyncClient(base_url=url, timeout=5) as client:
         yield client
