@@ -10,6 +10,7 @@ import uvicorn
 
 from chat4all.config import Settings
 from chat4all.observability.logging import configure_logging
+from chat4all.observability.tracing import configure_tracing, shutdown_tracing
 from chat4all.runtime import ConfigurationError, Role
 
 app = typer.Typer(help="Chat4All: one API for in-app messaging and external channels.", no_args_is_help=True)
@@ -25,6 +26,13 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)
     configure_logging(level=settings.log_level, json=settings.log_json)
+    configure_tracing(
+        endpoint=settings.otlp_endpoint,
+        service="chat4all",
+        role=role.value,
+        node=settings.node_id,
+        sample_ratio=settings.trace_sample_ratio,
+    )
     from chat4all.api.app import create_app
 
     try:
@@ -44,7 +52,10 @@ def serve(
         ws_ping_timeout=20,
     )
     server = uvicorn.Server(config)
-    server.run()
+    try:
+        server.run()
+    finally:
+        shutdown_tracing()  # sends the spans still buffered
     if not server.started:
         sys.exit(1)
 

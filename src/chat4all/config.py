@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # observability
     log_level: str = "INFO"
     log_json: bool = True
+    # OpenTelemetry: spans go to this OTLP/HTTP endpoint (e.g. http://collector:4318/v1/traces);
+    # unset, no span is made at all and traces live only in traceparent, logs and events
+    otlp_endpoint: str | None = None
+    trace_sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
     access_log: bool = True
 
     migrate_on_start: bool | None = None  # default: only for SQLite

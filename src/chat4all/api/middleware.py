@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chat4all.api.errors import error_response
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
-from chat4all.observability.tracing import continue_trace, current_traceparent, trace_id_of
+from chat4all.observability.tracing import (
+    continue_trace,
+    current_traceparent,
+    parent_context,
+    trace_id_of,
+    traceparent_of,
+    tracer,
+)
 
 log = get_logger("chat4all.http")
 
@@ -28,7 +35,16 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or ())
-        traceparent = continue_trace(headers.get(b"traceparent", b"").decode("latin-1") or None)
+        incoming = headers.get(b"traceparent", b"").decode("latin-1") or None
+        tracing = tracer()
+        span: Span | None = None
+        if tracing is not None and scope["type"] == "http":  # a socket lives too long for a span
+            span = tracing.start_span(
+                f"{scope['method']} {scope['path']}", context=parent_context(incoming), kind=SpanKind.SERVER
+            )
+            traceparent = traceparent_of(span)
+        else:
+            traceparent = continue_trace(incoming)
         token = current_traceparent.set(traceparent)
         trace_id = trace_id_of(traceparent) or ""
         started = time.perf_counter()
@@ -46,11 +62,12 @@ class RequestContext:
         finally:
             current_traceparent.reset(token)
             if scope["type"] == "http":
-                self._observe(scope, status_holder["status"], time.perf_counter() - started, trace_id)
+                template = getattr(scope.get("route"), "path", None) or "unmatched"
+                self._observe(scope, template, status_holder["status"], time.perf_counter() - started, trace_id)
+                if span is not None:
+                    _end(span, scope["method"], template, status_holder["status"])
 
-    def _observe(self, scope: Scope, status: int, elapsed: float, trace_id: str) -> None:
-        route: Any = scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
+    def _observe(self, scope: Scope, template: str, status: int, elapsed: float, trace_id: str) -> None:
         method = scope["method"]
         metrics.HTTP_REQUESTS.labels(method, template, str(status)).inc()
         metrics.HTTP_LATENCY.labels(method, template).observe(elapsed)
@@ -64,6 +81,14 @@ class RequestContext:
                 duration_ms=round(elapsed * 1000, 2),
                 trace_id=trace_id,
             )
+
+
+def _end(span: Span, method: str, template: str, status: int) -> None:
+    span.update_name(f"{method} {template}")
+    span.set_attributes({"http.request.method": method, "http.route": template, "http.response.status_code": status})
+    if status >= 500:
+        span.set_status(StatusCode.ERROR)
+    span.end()
 
 
 class BodyLimit:

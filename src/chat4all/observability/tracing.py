@@ -1,7 +1,8 @@
 """W3C trace context for one request or one event: parsed, generated, and carried in a contextvar.
 
 The ``traceparent`` goes into every event appended while handling a request, so the router's log
-lines carry the trace_id of the HTTP request that accepted the message.
+lines carry the trace_id of the HTTP request that accepted the message. With an OTLP endpoint
+configured, the same context also makes OpenTelemetry spans (below).
 """
 
 from __future__ import annotations
@@ -10,9 +11,18 @@ import re
 import secrets
 from contextvars import ContextVar
 
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 current_traceparent: ContextVar[str | None] = ContextVar("traceparent", default=None)
+_PROPAGATOR = TraceContextTextMapPropagator()
 
 
 def new_traceparent(trace_id: str | None = None) -> str:
@@ -37,3 +47,67 @@ def trace_id_of(traceparent: str | None) -> str | None:
 
 def current_trace_id() -> str | None:
     return trace_id_of(current_traceparent.get())
+
+
+# --- OpenTelemetry spans (R13.2) -----------------------------------------------------------------
+# Off unless configured: with no endpoint no span is made, and the hot path does no extra work.
+# On, the HTTP request that accepts a message is a SERVER span; its traceparent rides in the
+# event through the log, and the router's CONSUMER span for that message is its child.
+
+_tracer: Tracer | None = None
+_provider: TracerProvider | None = None
+
+
+def configure_tracing(
+    *, endpoint: str | None, service: str, role: str, node: str, sample_ratio: float = 1.0,
+    exporter: SpanExporter | None = None,
+) -> None:
+    """Spans go to ``exporter``, or to the OTLP/HTTP ``endpoint``; neither turns spans off.
+    Sampling follows the caller's decision, else keeps ``sample_ratio`` of new traces."""
+    global _tracer, _provider
+    shutdown_tracing()
+    if exporter is None and not endpoint:
+        return
+    if exporter is None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter,
+        )
+
+        exporter = OTLPSpanExporter(endpoint=endpoint)
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service, "service.instance.id": node, "chat4all.role": role}),
+        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+    )
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    _provider, _tracer = provider, provider.get_tracer("chat4all")
+
+
+def shutdown_tracing() -> None:
+    """Sends what is buffered and stops exporting."""
+    global _tracer, _provider
+    if _provider is not None:
+        _provider.shutdown()
+    _tracer = _provider = None
+
+
+def flush_tracing() -> None:
+    """Exports the spans ended so far (the batch processor otherwise sends every few seconds)."""
+    if _provider is not None:
+        _provider.force_flush()
+
+
+def tracer() -> Tracer | None:
+    """The tracer, or None when tracing is off (callers then make no span)."""
+    return _tracer
+
+
+def parent_context(traceparent: str | None) -> Context | None:
+    """The OpenTelemetry context a W3C traceparent names (None if absent or invalid)."""
+    if not traceparent or not _TRACEPARENT.match(traceparent):
+        return None
+    return _PROPAGATOR.extract({"traceparent": traceparent})
+
+
+def traceparent_of(span: Span) -> str:
+    c = span.get_span_context()
+    return f"00-{c.trace_id:032x}-{c.span_id:016x}-{int(c.trace_flags):02x}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from pydantic import ValidationError
 
 from chat4all.domain.events import MessageEvent
@@ -21,7 +22,7 @@ from chat4all.domain.models import ALL_CHANNELS, Channel, Message, StatusChange
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
-from chat4all.observability.tracing import trace_id_of
+from chat4all.observability.tracing import parent_context, trace_id_of, tracer
 from chat4all.ports import EventLog, LogConsumer, LogRecord, MessageStore, MetadataStore, NewMessage, Push
 from chat4all.services.deliveries import DeliveryService
 from chat4all.workers.base import Worker
@@ -58,12 +59,31 @@ class RouterWorker(Worker):
         events = await self._decode(records)
         if not events:
             return
+        spans = _message_spans(events)
+        try:
+            await self._route(events, spans)
+        except BaseException as exc:
+            for span in spans.values():
+                span.record_exception(exc)
+                span.set_status(StatusCode.ERROR)
+            raise
+        finally:
+            for span in spans.values():
+                span.end()
+
+    async def _route(self, events: list[MessageEvent], spans: dict[str, Span]) -> None:
         metrics.ROUTER_BATCH.observe(len(events))
         mapped: dict[str, list[str]] = {}  # channel mappings looked up once per batch
         batch = [await self._new_message(e, mapped) for e in events]
         now = utcnow()
         result = await self._messages.persist_batch(batch, at=now)
         metrics.MESSAGES.labels("persisted").inc(len(result.new))
+        if spans:
+            for replayed, stored in ((False, result.new), (True, result.known)):
+                for m in stored:
+                    spans[m.message_id].set_attributes(
+                        {"chat4all.sequence_number": m.sequence_number, "chat4all.replayed": replayed}
+                    )
         traces = {e.message_id: trace_id_of(e.traceparent) for e in events}
         for m in result.new:
             log.debug(
@@ -146,3 +166,19 @@ class RouterWorker(Worker):
         if frames:
             await self._push.send(frames)
             metrics.MESSAGES.labels("pushed").inc(len(frames))
+
+
+def _message_spans(events: Sequence[MessageEvent]) -> dict[str, Span]:
+    """With tracing on, one CONSUMER span per message, child of the request that accepted it."""
+    tracing = tracer()
+    if tracing is None:
+        return {}
+    return {
+        e.message_id: tracing.start_span(
+            "route message",
+            context=parent_context(e.traceparent),
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.message.id": e.message_id, "chat4all.conversation_id": e.conversation_id},
+        )
+        for e in events
+    }
