@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from chat4all.adapters.etcd import EtcdMetadataStore
 from aiokafka.errors import KafkaError
 
-from chat4all.adapters.kafka import KafkaEventLog
+from chat4all.adapters.kafka import KafkaEventLog, delete_namespace
 from chat4all.adapters.memory import MemoryPresenceStore
 from chat4all.adapters.sql.conversations import SqlConversationStore
 from chat4all.adapters.sql.database import Database
@@ -255,12 +255,9 @@ async def event_log(event_log_url: str) -> AsyncIterator[Any]:
         async with _database(event_log_url) as db, _sql_event_log(db) as log:
             yield log
         return
+    namespace = f"contract-{secrets.token_hex(4)}"
     log = KafkaEventLog(
-        event_log_url,
-        partitions=LOG_PARTITIONS,
-        topics=KAFKA_TOPICS,
-        namespace=f"contract-{secrets.token_hex(4)}",
-        session_timeout_ms=6_000,
+        event_log_url, partitions=LOG_PARTITIONS, topics=KAFKA_TOPICS, namespace=namespace, session_timeout_ms=6_000
     )
     try:
         await log.start()
@@ -271,6 +268,7 @@ async def event_log(event_log_url: str) -> AsyncIterator[Any]:
         yield log
     finally:
         await log.close()
+        await delete_namespace(event_log_url, namespace)
 
 
 @dataclass

@@ -21,6 +21,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from chat4all.adapters.kafka import delete_namespace
 from chat4all.client import ApiError, Chat4AllClient
 from tests.conftest import PASSWORD, server_missing, wait_until
 from tests.e2e.processes import Process, free_port
@@ -93,6 +94,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         s.stop_all()
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
+        await delete_namespace(urls["CHAT4ALL_TEST_KAFKA_URL"], env["CHAT4ALL_NAMESPACE"])
 
 
 async def _login(base_url: str, username: str) -> Chat4AllClient:

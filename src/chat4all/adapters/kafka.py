@@ -48,6 +48,25 @@ def bootstrap_servers(url: str) -> str:
     return parts.netloc
 
 
+async def delete_namespace(url: str, namespace: str) -> int:
+    """Deletes every topic of a namespace (what a test run or a benchmark made); returns how many.
+
+    Topics left behind are not free: a broker holding thousands of partitions spends its CPU on
+    them, and a benchmark on the same machine measured p99 accept 64 ms on a clean broker but
+    over 250 ms on one with 16,000 partitions left by earlier runs."""
+    if not namespace:
+        raise ValueError("no namespace: refusing to delete every topic")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(url), request_timeout_ms=60_000)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(f"{namespace}.")]
+        if doomed:
+            await admin.delete_topics(doomed, timeout_ms=60_000)
+        return len(doomed)
+    finally:
+        await admin.close()
+
+
 class KafkaEventLog:
     def __init__(
         self,

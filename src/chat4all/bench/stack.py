@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import signal
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from chat4all.adapters.kafka import delete_namespace
 
 SERVICES = Path(__file__).resolve().parents[3] / "scripts" / "services.sh"
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -46,6 +49,11 @@ class Stack:
     api_urls: list[str]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     workdir: Path | None = None
+    # production: what the run made on the shared servers, removed by stop()
+    kafka_url: str | None = None
+    namespace: str | None = None
+    database_admin_url: str | None = None
+    database: str | None = None
 
     def usage(self) -> tuple[float, float]:
         """(CPU seconds so far, sum of peak RSS in MB) over the processes this run started."""
@@ -65,6 +73,23 @@ class Stack:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
+        self._clean_up()
+
+    def _clean_up(self) -> None:
+        """Drops the run's database and deletes its Kafka topics: what one run leaves behind
+        (100k+ rows, a dozen topics) otherwise slows every run after it on the same servers."""
+        if self.kafka_url and self.namespace:
+            try:
+                asyncio.run(delete_namespace(self.kafka_url, self.namespace))
+            except Exception as exc:  # noqa: BLE001 - the result is written; say what was left
+                print(f"bench: Kafka topics of {self.namespace} not deleted: {exc!r}", file=sys.stderr)
+        if self.database_admin_url and self.database:
+            dropped = subprocess.run(
+                ["psql", self.database_admin_url, "-c", f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'],
+                check=False, capture_output=True, text=True,
+            )
+            if dropped.returncode != 0:
+                print(f"bench: database {self.database} not dropped: {dropped.stderr.strip()}", file=sys.stderr)
 
 
 def _spawn(role: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -131,8 +156,19 @@ def start_production(*, log_dir: Path, apis: int = 2, routers: int = 1) -> Stack
         "CHAT4ALL_ACCESS_LOG": "false",
         "CHAT4ALL_DATA_DIR": tempfile.mkdtemp(prefix="chat4all-bench-"),
     }
-    subprocess.run([sys.executable, "-m", "chat4all", "migrate"], env={**os.environ, **env}, check=True, capture_output=True)
-    stack = Stack(api_urls=[])
+    admin_psql_url = admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    stack = Stack(
+        api_urls=[],
+        kafka_url=env["CHAT4ALL_EVENT_LOG_URL"],
+        namespace=env["CHAT4ALL_NAMESPACE"],
+        database_admin_url=admin_psql_url,
+        database=database,
+    )
+    try:
+        subprocess.run([sys.executable, "-m", "chat4all", "migrate"], env={**os.environ, **env}, check=True, capture_output=True)
+    except subprocess.CalledProcessError:
+        stack.stop()
+        raise
     try:
         for i in range(apis):
             port = free_port()
