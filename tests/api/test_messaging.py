@@ -30,14 +30,6 @@ async def assert_quiet(socket: Socket, *, seconds: float = 0.3) -> None:
             frame = await socket.receive(timeout=seconds)
 
 
-@pytest.fixture
-async def pair(make_user):
-    alice = await make_user("alice")
-    bob = await make_user("bob")
-    conversation = await alice.create_conversation("private", ["bob"])
-    return alice, bob, conversation["conversation_id"]
-
-
 async def test_fifty_messages_to_an_online_recipient_arrive_once_in_order_then_delivered_and_read(pair) -> None:
     alice, bob, conversation_id = pair
     async with bob.websocket() as socket:

@@ -24,14 +24,6 @@ def spans() -> Iterator[InMemorySpanExporter]:
     tracing.shutdown_tracing()
 
 
-@pytest.fixture
-async def pair(make_user):
-    alice = await make_user("alice")
-    bob = await make_user("bob")
-    conversation = await alice.create_conversation("private", ["bob"])
-    return alice, bob, conversation["conversation_id"]
-
-
 def _finished(exporter: InMemorySpanExporter, name: str) -> list:
     tracing.flush_tracing()
     return [s for s in exporter.get_finished_spans() if s.name == name]

@@ -39,14 +39,6 @@ async def deliveries(client: Chat4AllClient, webhook_id: str, **params: Any) -> 
     return await client.request("GET", f"/v1/webhooks/{webhook_id}/deliveries", params=params)
 
 
-@pytest.fixture
-async def pair(make_user):
-    alice = await make_user("alice")
-    bob = await make_user("bob")
-    conversation = await alice.create_conversation("private", ["bob"])
-    return alice, bob, conversation["conversation_id"]
-
-
 async def test_a_read_message_yields_signed_sent_delivered_read_callbacks_in_order(pair, receiver: Receiver) -> None:
     alice, bob, conversation_id = pair
     hook = await register(alice, receiver.url())
