@@ -5,6 +5,7 @@
 #   scripts/services.sh down   [svc...]   stop, by pid file, what this script started
 #   scripts/services.sh status            one line per service
 #   scripts/services.sh env               `export CHAT4ALL_...` lines for the app and the tests
+#   scripts/services.sh up|down|status|env --ha [member...]   the HA profile's engines (scripts/services-ha.sh)
 #   scripts/services.sh kafka-tool CLASS [args]   e.g. kafka-tool TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 #
 # Services: postgres redis etcd kafka seaweedfs nginx prometheus (default: all).
@@ -415,6 +416,9 @@ EOF
 
 main() {
   local cmd=${1:-}; shift || true
+  if [[ ${1:-} == --ha ]]; then  # the high-availability profile's engines: scripts/services-ha.sh
+    shift; exec "$ROOT/scripts/services-ha.sh" "$cmd" "$@"
+  fi
   case $cmd in
     up | down)
       (($#)) || set -- "${ALL_SERVICES[@]}"
@@ -425,7 +429,8 @@ main() {
       (($#)) || die "usage: $0 kafka-tool CLASS [args...]  (e.g. TopicCommand --bootstrap-server $HOST:$KAFKA_PORT --list)"
       local cls=$1; shift; [[ $cls == *.* ]] || cls="org.apache.kafka.tools.$cls"
       mkdir -p "$(svc_dir kafka)"; kafka_libs; kafka_java WARN "$cls" "$@" ;;
-    *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; [[ $cmd == -h || $cmd == --help || $cmd == help ]] || exit 2 ;;
+    *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; [[ $cmd == -h || $cmd == --help || $cmd == help ]] || exit 2 ;;
   esac
 }
-main "$@"
+# sourced by scripts/services-ha.sh for its helpers; run, it is the command
+[[ ${BASH_SOURCE[0]} != "$0" ]] || main "$@"
