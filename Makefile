@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run up test test-fast services-up services-down clean
+.PHONY: run up up-ha test test-fast services-up services-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ run: $(STAMP)
 # The production profile locally: real servers, 2 API processes, 2 routers.
 up: $(STAMP)
 	./scripts/up.sh
+
+# The HA profile: every engine replicated ×3 with automatic failover, 2 of every Chat4All process.
+up-ha: $(STAMP)
+	./scripts/up-ha.sh
 
 # Brings up the real servers the tests use (scripts/services.sh), then runs every test.
 test: $(STAMP)

@@ -82,7 +82,9 @@ def migrate() -> None:
 @app.command()
 def bench(
     url: str | None = typer.Option(None, help="aim at running API node(s), comma-separated, instead of starting a stack"),
-    profile: str = typer.Option("embedded", help="embedded | production: the stack to start when no --url"),
+    profile: str = typer.Option(
+        "embedded", help="embedded | production | ha (replicated engines, services.sh up --ha): the stack to start when no --url"
+    ),
     rate: float = typer.Option(200.0, help="target messages per second (open loop)"),
     duration: float = typer.Option(30.0, help="seconds of load"),
     conversations: int = typer.Option(100, help="conversations the load is spread over"),
@@ -90,8 +92,8 @@ def bench(
     ramp: float = typer.Option(0.0, help="seconds to ramp from 0 to the target rate"),
     drain: float = typer.Option(30.0, help="seconds to wait for deliveries after the last send"),
     out: str = typer.Option("bench-out", help="folder for result.json and chart.png"),
-    apis: int = typer.Option(2, help="production: API processes to start"),
-    routers: int = typer.Option(1, help="production: router processes to start"),
+    apis: int = typer.Option(2, help="production, ha: API processes to start"),
+    routers: int = typer.Option(1, help="production, ha: router processes to start"),
 ) -> None:
     """Measures accept and end-to-end latency, throughput, loss, duplicates and order."""
     import json
@@ -99,8 +101,8 @@ def bench(
 
     from chat4all.bench.run import run
 
-    if profile not in ("embedded", "production"):
-        raise typer.BadParameter("profile is embedded or production")
+    if profile not in ("embedded", "production", "ha"):
+        raise typer.BadParameter("profile is embedded, production or ha")
     result = run(
         url=url, profile=None if url else profile, rate=rate, duration=duration, conversations=conversations,
         recipients=recipients, ramp=ramp, drain=drain, out=Path(out), apis=apis, routers=routers,

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
 
     # backends, chosen by URL
     database_url: str | None = None  # default: sqlite+aiosqlite:///<data_dir>/chat4all.db
+    # R11.4: reads (history, conversation lists, statuses) go here while the primary is unreachable,
+    # e.g. the replicas' port of an HAProxy that follows Patroni; unset, reads fail with the primary
+    database_read_url: str | None = None
     event_log_url: str = "db"
     metadata_url: str = "db"
     presence_url: str = "memory://"
@@ -41,6 +44,10 @@ class Settings(BaseSettings):
     namespace: str = Field("", pattern=r"^[a-z0-9_-]{0,40}$")
     database_pool_size: int = Field(10, ge=1)
     log_append_timeout_s: float = Field(5.0, gt=0)
+    # Kafka topics: copies of each partition, and how many must have a record before it is
+    # acknowledged (acks=all); 3 and 2 survive a broker's death without losing or refusing writes
+    log_replication_factor: int = Field(1, ge=1, le=16)
+    log_min_insync_replicas: int | None = Field(None, ge=1, le=16)  # default: the broker's setting
     router_session_timeout_ms: int = Field(10_000, ge=1000)
     presence_ttl_s: float = Field(300.0, gt=0)
 

@@ -142,7 +142,9 @@ class Runtime:
 
 def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
     _check_urls(settings, role)
-    database = Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
+    database = Database(
+        settings.resolved_database_url, pool_size=settings.database_pool_size, read_url=settings.database_read_url
+    )
     components: dict[str, Component] = {"database": database}
     conversation_store = SqlConversationStore(database)
     message_store = SqlMessageStore(database)
@@ -402,6 +404,8 @@ def _event_log(settings: Settings, database: Database) -> Any:
         settings.event_log_url,
         partitions=settings.log_partitions,
         topics=[MessageEvent.topic, StatusEvent.topic, PresenceEvent.topic, FileEvent.topic],
+        replication_factor=settings.log_replication_factor,
+        min_insync_replicas=settings.log_min_insync_replicas,
         client_id=settings.node_id,
         append_timeout_s=settings.log_append_timeout_s,
         session_timeout_ms=settings.router_session_timeout_ms,
@@ -432,8 +436,10 @@ def _check_urls(settings: Settings, role: Role) -> None:
         raise ConfigurationError(f"unsupported metadata URL {settings.metadata_url!r} (db or etcd://)")
     if not settings.resolved_blob_url.startswith(("file://", "s3://")):
         raise ConfigurationError(f"unsupported blob URL {settings.resolved_blob_url!r} (file:// or s3://)")
-    if not settings.presence_url.startswith(("memory://", "redis://")):
-        raise ConfigurationError(f"unsupported presence URL {settings.presence_url!r} (memory:// or redis://)")
+    if not settings.presence_url.startswith(("memory://", "redis://", "rediss://", "redis+sentinel://")):
+        raise ConfigurationError(
+            f"unsupported presence URL {settings.presence_url!r} (memory://, redis:// or redis+sentinel://)"
+        )
     if role in (Role.API, Role.ROUTER) and settings.presence_url.startswith("memory://"):
         # with in-memory presence and push, the router could not reach sockets held by another process
         raise ConfigurationError(f"'serve {role.value}' needs a shared presence/push backend (redis://)")

@@ -42,10 +42,14 @@ class FakeSocket:
     def __init__(self) -> None:
         self.frames: list[Frame] = []
         self.arrived = asyncio.Event()
+        self.gaps = 0  # times the node said frames for it may have been lost
 
     def offer(self, frame: Frame) -> None:
         self.frames.append(frame)
         self.arrived.set()
+
+    def missed(self) -> None:
+        self.gaps += 1
 
     async def wait(self, timeout: float = WAIT_S) -> Frame:
         await asyncio.wait_for(self.arrived.wait(), timeout)
@@ -253,6 +257,8 @@ async def test_the_subscriber_comes_back_after_its_connection_is_killed(
     await send_until_delivered(node_a, "bob", bob)
     assert node_b.subscriber.subscriptions >= 2  # it subscribed again
     assert node_b.subscriber.subscribed
+    # what was published during the gap is gone: the node's sockets are told to reconnect and catch up
+    assert bob.gaps >= 1
 
 
 async def test_a_redis_restart_does_not_leave_the_node_deaf(make_node: NodeFactory, tmp_path: Path) -> None:

@@ -34,7 +34,8 @@ from chat4all.domain.models import User
 from chat4all.ports import RefreshSpend
 
 _MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
-_UNAVAILABLE_CODES = {4, 8, 14}  # gRPC DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE
+_UNAVAILABLE_CODES = {4, 8, 14}
+_READS = frozenset({"/v3/kv/range"})  # safe to ask again of another member  # gRPC DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE
 # a lease never shorter than this: the key outlives the request that wrote it even when
 # expires_at is (nearly) past by this machine's clock; expiry itself is checked on the JWT
 _MIN_LEASE_S = 60
@@ -247,7 +248,11 @@ class EtcdMetadataStore:
         await self._call("/v3/kv/put", _put(key, value, lease=lease["ID"])["request_put"])
 
     async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POSTs to the endpoint that answered last, moving on to the next on connection errors."""
+        """POSTs to the endpoint that answered last, moving on to the next on connection errors.
+
+        A member that dies mid-request (a kept-alive connection reset) is left too: a read is
+        asked again of the next member at once; a write, which may have been applied, fails
+        with Unavailable, and the next call goes to the next member."""
         if self._client is None:
             raise RuntimeError("EtcdMetadataStore.start() was not called")
         content = orjson.dumps(body)
@@ -258,6 +263,9 @@ class EtcdMetadataStore:
             except (httpx.ConnectError, httpx.ConnectTimeout):
                 continue  # nothing was sent: safe to try the next endpoint
             except httpx.HTTPError as exc:
+                self._current = (index + 1) % len(self._endpoints)
+                if path in _READS:
+                    continue
                 raise Unavailable(f"etcd did not answer {path}: {type(exc).__name__}") from exc
             self._current = index
             try:

@@ -75,6 +75,7 @@ class KafkaEventLog:
         partitions: int,
         topics: Sequence[str],
         replication_factor: int = 1,
+        min_insync_replicas: int | None = None,
         client_id: str = "chat4all",
         append_timeout_s: float = 5.0,
         session_timeout_ms: int = 10_000,
@@ -86,6 +87,7 @@ class KafkaEventLog:
         self.partitions = partitions
         self._topics = list(topics)
         self._replication = replication_factor
+        self._topic_configs = {"min.insync.replicas": str(min_insync_replicas)} if min_insync_replicas else {}
         self._client_id = client_id
         self._append_timeout_s = append_timeout_s
         self._session_timeout_ms = session_timeout_ms
@@ -149,7 +151,15 @@ class KafkaEventLog:
             if wanted:
                 try:
                     await admin.create_topics(
-                        [NewTopic(t, num_partitions=self.partitions, replication_factor=self._replication) for t in wanted]
+                        [
+                            NewTopic(
+                                t,
+                                num_partitions=self.partitions,
+                                replication_factor=self._replication,
+                                topic_configs=self._topic_configs,
+                            )
+                            for t in wanted
+                        ]
                     )
                 except TopicAlreadyExistsError:
                     pass  # another process created them first

@@ -63,6 +63,11 @@ class Subscriber(Protocol):
     def offer(self, frame: Frame) -> None:
         """Queues a frame for the socket without waiting."""
 
+    def missed(self) -> None:
+        """Frames for this socket may have been lost on the way (the push channel had a gap):
+        the socket ends once what is queued has gone out, and the client's reconnect catches
+        up from the store."""
+
 
 class LocalHub:
     """The sockets held by this process, by username; also the Push of a single-node setup."""
@@ -87,6 +92,13 @@ class LocalHub:
         for username, frame in frames:
             for subscriber in self._subscribers.get(username, ()):
                 subscriber.offer(frame)
+
+    def missed_frames(self) -> int:
+        """Tells every socket here that frames may have been lost; returns how many there are."""
+        subscribers = [s for group in self._subscribers.values() for s in group]
+        for subscriber in subscribers:
+            subscriber.missed()
+        return len(subscribers)
 
     async def send(self, frames: Sequence[tuple[str, Frame]]) -> None:
         self.deliver(frames)

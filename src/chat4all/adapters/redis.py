@@ -27,10 +27,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
@@ -53,7 +55,11 @@ _MICRO = timedelta(microseconds=1)
 
 
 def connect(url: str, **options: Any) -> Redis:
-    """A client for ``redis://host:port/db`` (or ``rediss://``); connections open lazily."""
+    """A client for ``redis://host:port/db`` (or ``rediss://``), or for the master that Sentinel
+    names: ``redis+sentinel://[:password@]host:port,host:port,…/master_name/db``. A Sentinel
+    client asks the Sentinels for the master on every new connection and drops connections to a
+    node that has become a replica, so it follows a failover without a restart. Connections open
+    lazily."""
     options.setdefault("socket_connect_timeout", 5)
     options.setdefault("socket_timeout", 5)
     options.setdefault("socket_keepalive", True)
@@ -61,7 +67,33 @@ def connect(url: str, **options: Any) -> Redis:
     options.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.01), 3))
     options.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
     options.setdefault("health_check_interval", 15)
-    return Redis.from_url(url, **options)
+    if not url.startswith("redis+sentinel://"):
+        return Redis.from_url(url, **options)
+    sentinels, master, db, password = parse_sentinel_url(url)
+    sentinel = Sentinel(
+        sentinels,
+        sentinel_kwargs={"socket_connect_timeout": 1, "socket_timeout": 1},
+        password=password,
+        **options,
+    )
+    return sentinel.master_for(master, db=db)
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, str | None]:
+    """``redis+sentinel://[:pw@]h1:p1,h2:p2/name/db`` → ([(h1, p1), (h2, p2)], name, db, pw)."""
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    password = unquote(userinfo.partition(":")[2]) or None if userinfo else None
+    sentinels = []
+    for host in filter(None, hosts.split(",")):
+        name, _, port = host.rpartition(":")
+        if not name or not port.isdigit():
+            raise ValueError(f"a Sentinel address is host:port, not {host!r}")
+        sentinels.append((name, int(port)))
+    path = [p for p in parts.path.split("/") if p]
+    if not sentinels or not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise ValueError(f"not a redis+sentinel://host:port,…/master_name[/db] URL: {url!r}")
+    return sentinels, path[0], int(path[1]) if len(path) == 2 else 0, password
 
 
 class RedisConnection:
@@ -440,6 +472,12 @@ class NodeSubscriber:
                 self._backoff_s = self._backoff_min_s
                 self._subscribed.set()
                 log.info("push channel subscribed", channel=self.channel, times=self.subscriptions)
+                if self.subscriptions > 1:
+                    # frames published while this node was not subscribed are gone (pub/sub keeps
+                    # nothing), and after a Redis failover presence may have lost this node's
+                    # sockets too: they reconnect, re-announce themselves and catch up
+                    closing = self._hub.missed_frames()
+                    log.warning("push channel had a gap; sockets reconnect to catch up", channel=self.channel, sockets=closing)
 
     def _deliver(self, raw: bytes | str) -> None:
         try:

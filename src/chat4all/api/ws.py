@@ -72,7 +72,8 @@ async def _write(websocket: WebSocket, connections: ConnectionService, connectio
             frame = await connection.next_live()
             await websocket.send_text(frame.data.decode())
     except Overflow:
-        await websocket.close(code=CLOSE_TRY_AGAIN, reason="too slow; reconnect to catch up")
+        reason = "push interrupted; reconnect to catch up" if connection.missed_frames else "too slow; reconnect to catch up"
+        await websocket.close(code=CLOSE_TRY_AGAIN, reason=reason)
     except (WebSocketDisconnect, RuntimeError):
         return
 

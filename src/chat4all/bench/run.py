@@ -93,8 +93,8 @@ def run(
     stack: Stack | None = None
     if url:
         urls = [u.strip().rstrip("/") for u in url.split(",")]
-    elif profile == "production":
-        stack = start_production(log_dir=out, apis=apis, routers=routers)
+    elif profile in ("production", "ha"):
+        stack = start_production(log_dir=out, apis=apis, routers=routers, ha=profile == "ha")
         urls = stack.api_urls
     else:
         stack = start_embedded(log_dir=out)

@@ -129,13 +129,22 @@ def start_embedded(*, log_dir: Path) -> Stack:
     return stack
 
 
-def start_production(*, log_dir: Path, apis: int = 2, routers: int = 1) -> Stack:
-    subprocess.run(["bash", str(SERVICES), "up", "postgres", "redis", "etcd", "kafka"], check=True)
-    urls = dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in subprocess.run(["bash", str(SERVICES), "env"], check=True, capture_output=True, text=True).stdout.splitlines()
-    )
-    urls = {k: v.strip("'") for k, v in urls.items()}
+def _services_env(*args: str) -> dict[str, str]:
+    out = subprocess.run(["bash", str(SERVICES), "env", *args], check=True, capture_output=True, text=True).stdout
+    pairs = (line.removeprefix("export ").split("=", 1) for line in out.splitlines())
+    return {k: v.strip("'") for k, v in pairs}
+
+
+def start_production(*, log_dir: Path, apis: int = 2, routers: int = 1, ha: bool = False) -> Stack:
+    """The production profile on the servers of ``scripts/services.sh`` — with ``ha``, on the HA
+    profile's replicated engines (``services.sh up --ha``): writes through HAProxy to Patroni's
+    primary, reads falling back to the replicas, Kafka RF 3 / min ISR 2, Redis via Sentinel."""
+    if ha:
+        subprocess.run(["bash", str(SERVICES), "up", "--ha"], check=True)
+        urls = _services_env("--ha")
+    else:
+        subprocess.run(["bash", str(SERVICES), "up", "postgres", "redis", "etcd", "kafka"], check=True)
+        urls = _services_env()
     suffix = secrets.token_hex(4)
     database = f"chat4all_bench_{suffix}"
     import sqlalchemy as sa
@@ -145,7 +154,14 @@ def start_production(*, log_dir: Path, apis: int = 2, routers: int = 1) -> Stack
         ["psql", admin_url.set(drivername="postgresql").render_as_string(hide_password=False), "-c", f'CREATE DATABASE "{database}"'],
         check=True, capture_output=True,
     )
+    replicated = {
+        name: urls[name] for name in ("CHAT4ALL_LOG_REPLICATION_FACTOR", "CHAT4ALL_LOG_MIN_INSYNC_REPLICAS") if name in urls
+    }
+    if "CHAT4ALL_DATABASE_READ_URL" in urls:
+        read_url = sa.engine.make_url(urls["CHAT4ALL_DATABASE_READ_URL"]).set(database=database)
+        replicated["CHAT4ALL_DATABASE_READ_URL"] = read_url.render_as_string(hide_password=False)
     env = {
+        **replicated,
         "CHAT4ALL_DATABASE_URL": admin_url.set(database=database).render_as_string(hide_password=False),
         "CHAT4ALL_EVENT_LOG_URL": urls["CHAT4ALL_EVENT_LOG_URL"],
         "CHAT4ALL_PRESENCE_URL": urls["CHAT4ALL_PRESENCE_URL"],

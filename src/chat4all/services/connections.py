@@ -8,6 +8,7 @@ stream then continues the catch-up with no gap and no repeat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
@@ -31,6 +32,7 @@ INTERNAL = Channel.INTERNAL.value
 # receipts of one socket being stored at once; past this the socket's reader waits for one
 RECEIPTS_IN_FLIGHT = 16
 log = get_logger(__name__)
+_WAKE = control_frame("pong")  # a marker queued to wake the writer; never sent
 
 
 class Overflow(Exception):
@@ -43,6 +45,7 @@ class Connection:
         self.connection_id = new_id()
         self._queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=queue_size)
         self.overflowed = False
+        self.missed_frames = False  # ended because the push channel had a gap, not for reading slowly
         self._sent_in_catch_up: set[str] = set()
         self._dedup_left = 0  # queued frames that may repeat the catch-up
         self._receipts: set[asyncio.Task[int]] = set()
@@ -54,6 +57,15 @@ class Connection:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.overflowed = True  # nothing more is queued; the writer closes the socket
+
+    def missed(self) -> None:
+        """Frames may have been lost before reaching this node: end once the queue is drained."""
+        if self.overflowed:
+            return
+        self.overflowed = True
+        self.missed_frames = True
+        with contextlib.suppress(asyncio.QueueFull):  # wakes a writer waiting on an empty queue
+            self._queue.put_nowait(_WAKE)
 
     def sent_in_catch_up(self, message_id: str) -> None:
         self._sent_in_catch_up.add(message_id)
@@ -97,6 +109,8 @@ class Connection:
             if self.overflowed and self._queue.empty():
                 raise Overflow
             frame = await self._queue.get()
+            if frame is _WAKE:
+                continue
             if self._dedup_left:
                 self._dedup_left -= 1
                 repeat = frame.message_id is not None and frame.message_id in self._sent_in_catch_up

@@ -3,11 +3,19 @@
 SQLite allows one writer at a time; writes in this process are serialized by a lock and open
 with ``BEGIN IMMEDIATE`` so that two transactions never deadlock upgrading their locks, and
 WAL mode lets reads go on meanwhile. PostgreSQL needs neither.
+
+Reads while the primary is away (R11.4): with a ``read_url`` (a replica, or a pool of them such
+as HAProxy's replica port), a read whose connection to the primary cannot be opened is served by
+the replica instead, and so is every read for the next ``primary_retry_s`` seconds; then the
+primary is tried again. Writes never go to the replica: they fail with Unavailable (503) until a
+primary is back. A replica read may lag the primary by what the replica has not replayed yet
+(HAProxy serves only replicas less than 16 MB of WAL behind; in practice milliseconds).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,20 +24,44 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from chat4all.domain.errors import Unavailable
 
 
 # errors that mean "the database cannot take work now", not "this statement is wrong"
-_OUTAGES = (OperationalError, InterfaceError, OSError)
+_OUTAGES = (OperationalError, InterfaceError, OSError, DBAPIError)
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """A lost or refused connection, or a server that cannot take this work now: also a
+    statement cut off by a server that died or was demoted (HAProxy shuts the sessions of a node
+    that stops being what its port promises), a shutdown in progress (SQLSTATE 57P…), or a write
+    that reached a node already read-only (25006)."""
+    if isinstance(exc, (OperationalError, InterfaceError, OSError)):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    cause: BaseException | None = exc.orig
+    while cause is not None:
+        state = str(getattr(cause, "sqlstate", "") or "")
+        if state.startswith(("08", "57P")) or state == "25006" or type(cause).__name__ == "ConnectionDoesNotExistError":
+            return True
+        cause = cause.__cause__
+    return False
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, read_url: str | None = None, primary_retry_s: float = 2.0
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        if read_url and self.is_sqlite:
+            raise ValueError("a read replica needs PostgreSQL")
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
@@ -42,19 +74,57 @@ class Database:
             # Plans for the batch's actual keys. A generic plan is made once per prepared statement,
             # and one made while a table was small (a fresh deployment) scans it in full for ever
             # after: "message_id = ANY($1)" seq-scanned messages, 0.6 s a batch by 100k rows.
-            kwargs["connect_args"] = {"server_settings": {"plan_cache_mode": "force_custom_plan"}}
+            # a connection that cannot be opened in 5 s is an outage, not a wait of asyncpg's 60 s
+            kwargs["connect_args"] = {"server_settings": {"plan_cache_mode": "force_custom_plan"}, "timeout": 5}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.replica: AsyncEngine | None = create_async_engine(read_url, **kwargs) if read_url else None
+        self._primary_retry_s = primary_retry_s
+        self._primary_down_until = 0.0
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads: on PostgreSQL in autocommit, so no BEGIN/ROLLBACK round trips."""
-        async with self._connect() as conn:
-            if not self.is_sqlite:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
+        """A connection for reads: on PostgreSQL in autocommit, so no BEGIN/ROLLBACK round trips;
+        on the replica while the primary cannot be reached (when there is one)."""
+        if self.replica is None:
+            async with self._connect() as conn:
+                if not self.is_sqlite:
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+            return
+        conn = await self._open_for_read()
+        try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
+        except _OUTAGES as exc:
+            if not _is_outage(exc):
+                raise
+            if conn.engine is self.engine:
+                self._primary_down()
+            raise Unavailable("the database is not reachable") from exc
+        finally:
+            await conn.close()
+
+    @property
+    def reading_from_replica(self) -> bool:
+        return self.replica is not None and time.monotonic() < self._primary_down_until
+
+    async def _open_for_read(self) -> AsyncConnection:
+        assert self.replica is not None
+        if not self.reading_from_replica:
+            try:
+                return await self.engine.connect()
+            except Exception:  # noqa: BLE001 - whatever stops a connection opening, the replica may answer
+                self._primary_down()
+        try:
+            return await self.replica.connect()
+        except Exception as exc:  # noqa: BLE001 - neither answers: the database is out
+            raise Unavailable("neither the database nor its replica is reachable") from exc
+
+    def _primary_down(self) -> None:
+        self._primary_down_until = time.monotonic() + self._primary_retry_s
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -74,6 +144,8 @@ class Database:
                     await conn.execution_options(sqlite_begin_immediate=True)
                 yield conn
         except _OUTAGES as exc:
+            if not _is_outage(exc):
+                raise
             raise Unavailable("the database is not reachable") from exc
 
     def one_of(self, column: sa.ColumnElement[Any], values: Iterable[Any]) -> sa.ColumnElement[bool]:
@@ -103,11 +175,14 @@ class Database:
         """Nothing to do: connections open on first use."""
 
     async def ping(self) -> None:
+        """Ready when reads can be served: by the primary, or by the replica while it is away."""
         async with self.read() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.replica is not None:
+            await self.replica.dispose()
 
 
 def _ensure_sqlite_dir(url: str) -> None:

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The high-availability profile on this machine: every engine replicated (scripts/services.sh up
+# --ha: Kafka ×3, PostgreSQL ×3 under Patroni behind HAProxy, Redis + Sentinel ×3, etcd ×3) and
+# two of every Chat4All process.
+#   scripts/up-ha.sh          start everything, print the URLs, stop the Chat4All processes on Ctrl-C
+# API nodes listen on 18001 and 18002, routers serve /health and /metrics on 18011 and 18012,
+# webhook workers on 18021 and 18022.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/services.sh up seaweedfs
+./scripts/services.sh up --ha
+eval "$(./scripts/services.sh env --ha | grep -v CHAT4ALL_HA_)"
+mkdir -p .services/logs-ha
+export CHAT4ALL_JWT_SECRET="${CHAT4ALL_JWT_SECRET:-$(cat .services/jwt-secret 2>/dev/null || (head -c 32 /dev/urandom | base64 | tee .services/jwt-secret))}"
+export CHAT4ALL_DATA_DIR="${CHAT4ALL_DATA_DIR:-.services/data-ha}"
+.venv/bin/chat4all migrate
+
+pids=()
+stop() {
+  echo "stopping Chat4All processes"
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop EXIT INT TERM
+
+start() {  # role port node
+  CHAT4ALL_PORT="$2" CHAT4ALL_NODE_ID="$3" .venv/bin/chat4all serve "$1" >>".services/logs-ha/$3.log" 2>&1 &
+  pids+=("$!")
+}
+start api 18001 api-1
+start api 18002 api-2
+start router 18011 router-1
+start router 18012 router-2
+start webhooks 18021 webhooks-1
+start webhooks 18022 webhooks-2
+
+for port in 18001 18002 18011 18012 18021 18022; do
+  for _ in $(seq 1 300); do
+    curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null || { echo "port $port did not become ready; see .services/logs-ha" >&2; exit 1; }
+done
+cat <<MSG
+Chat4All HA profile is up:
+  API      http://127.0.0.1:18001  http://127.0.0.1:18002   (Swagger: /api-docs)
+  routers  http://127.0.0.1:18011  http://127.0.0.1:18012   (/health/ready, /metrics)
+  webhooks http://127.0.0.1:18021  http://127.0.0.1:18022   (/health/ready, /metrics)
+  engines  scripts/services.sh status --ha
+  logs     .services/logs-ha/
+Ctrl-C stops the Chat4All processes (scripts/services.sh down --ha stops the engines).
+MSG
+wait
