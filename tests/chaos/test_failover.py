@@ -58,6 +58,7 @@ class Run:
     inboxes: list[Inbox]
     receiver: Receiver
     session: aiohttp.ClientSession
+    namespace: str
     webhook_senders: set[str] = field(default_factory=set)
 
 
@@ -83,7 +84,7 @@ async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
             app.add("webhooks", f"webhooks-{i}")
         await app.start(*app.processes)
         async with running_receiver() as receiver, aiohttp.ClientSession() as session:
-            r = await _users_and_conversations(app, engines, receiver, session, app_env["CHAT4ALL_DATABASE_URL"])
+            r = await _users_and_conversations(app, engines, receiver, session, app_env["CHAT4ALL_DATABASE_URL"], namespace)
             try:
                 yield r
             finally:
@@ -101,7 +102,7 @@ async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
 
 
 async def _users_and_conversations(
-    app: Chat4All, engines: Engines, receiver: Receiver, session: aiohttp.ClientSession, db_url: str
+    app: Chat4All, engines: Engines, receiver: Receiver, session: aiohttp.ClientSession, db_url: str, namespace: str
 ) -> Run:
     conversations: list[Conversation] = []
     inboxes: list[Inbox] = []
@@ -125,7 +126,7 @@ async def _users_and_conversations(
         inbox.start(session)
     await wait_until(_all(inboxes), timeout=30, what="every recipient's socket")
     dsn = db_url.replace("postgresql+asyncpg", "postgresql")
-    return Run(engines, app, dsn, conversations, inboxes, receiver, session, webhook_senders)
+    return Run(engines, app, dsn, conversations, inboxes, receiver, session, namespace, webhook_senders)
 
 
 def _all(inboxes: list[Inbox]) -> Callable[[], Awaitable[bool]]:
@@ -234,9 +235,12 @@ async def _webhook_check(run: Run, conn: asyncpg.Connection, accepted: list[str]
     seen: dict[str, tuple[str, str, str, str]] = {}
     order: dict[str, list[str]] = defaultdict(list)
     repeats = 0
+    phase = set(accepted)
     for request in list(run.receiver.requests):
         body = request.json
         d = body["data"]
+        if d["message_id"] not in phase:
+            continue
         change = (d["message_id"], d["username"], d["channel"], d["status"])
         if body["event_id"] in seen:
             repeats += 1
@@ -270,6 +274,17 @@ def _assert_held(result: dict[str, Any]) -> None:
 async def _restart(run: Run, process: Any) -> None:
     process.start()
     await ready(process)
+
+
+async def test_topics_have_three_replicas_and_refuse_writes_below_two(run: Run) -> None:
+    bootstrap = run.engines.env["CHAT4ALL_EVENT_LOG_URL"].removeprefix("kafka://")
+    for topic in ("message.events", "status.events"):
+        out = await asyncio.to_thread(
+            services, "kafka-tool", "TopicCommand", "--bootstrap-server", bootstrap, "--describe", "--topic", f"{run.namespace}.{topic}"
+        )
+        assert "ReplicationFactor: 3" in out and "min.insync.replicas=2" in out, out
+        replicas = [line for line in out.splitlines() if "Leader:" in line]
+        assert replicas and all(line.split("Isr:")[1].strip().count(",") == 2 for line in replicas), out
 
 
 async def test_kafka_broker_leading_most_partitions(run: Run) -> None:

@@ -110,7 +110,8 @@ class Senders:
             self.attempts.append(Attempt(i, started, time.monotonic(), ok))
             if ok:
                 return True
-            await asyncio.sleep(retry_after)
+            if attempt % len(self.urls) == 0 or retry_after > 0.2:  # the other node is tried at once
+                await asyncio.sleep(retry_after)
         return False
 
 

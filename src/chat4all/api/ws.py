@@ -13,7 +13,7 @@ import contextlib
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from chat4all.domain.errors import Unauthenticated
+from chat4all.domain.errors import Unauthenticated, Unavailable
 from chat4all.domain.frames import control_frame
 from chat4all.runtime import Runtime
 from chat4all.services.connections import Connection, ConnectionService, Overflow
@@ -46,7 +46,11 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
 
     connections = services.connections
-    connection = await connections.open(username)
+    try:
+        connection = await connections.open(username)
+    except Unavailable:
+        await websocket.close(code=CLOSE_TRY_AGAIN, reason="presence is unavailable; try again")
+        return
     tasks = [
         asyncio.create_task(_write(websocket, connections, connection)),
         asyncio.create_task(_read(websocket, connections, connection, runtime.settings.ws_heartbeat_timeout_s)),

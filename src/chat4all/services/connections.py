@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from chat4all.adapters.memory import LocalHub
-from chat4all.domain.errors import Chat4AllError
+from chat4all.domain.errors import Chat4AllError, Unavailable
 from chat4all.domain.events import PresenceEvent
 from chat4all.domain.frames import Frame, control_frame, message_frame
 from chat4all.domain.ids import new_id, utcnow
@@ -142,19 +142,30 @@ class ConnectionService:
         self._queue_size = queue_size
 
     async def open(self, username: str) -> Connection:
+        """Raises Unavailable (and holds nothing) if presence cannot record the socket: a socket
+        the routers cannot find would get no live traffic."""
         connection = Connection(username, queue_size=self._queue_size)
         self._hub.add(username, connection)
+        try:
+            online = await self._presence.connected(username, connection.connection_id, node=self._node, at=utcnow())
+        except Exception:
+            self._hub.remove(username, connection)
+            raise
         metrics.WEBSOCKET_CONNECTIONS.inc()
-        now = utcnow()
-        if await self._presence.connected(username, connection.connection_id, node=self._node, at=now):
-            await self._announce(username, "online")
+        if online:
+            await self._announce_quietly(username, "online")
         return connection
 
     async def close(self, connection: Connection) -> None:
         self._hub.remove(connection.username, connection)
         metrics.WEBSOCKET_CONNECTIONS.dec()
-        if await self._presence.disconnected(connection.username, connection.connection_id, at=utcnow()):
-            await self._announce(connection.username, "offline")
+        try:
+            offline = await self._presence.disconnected(connection.username, connection.connection_id, at=utcnow())
+        except Unavailable:  # the entry lapses by itself after the presence TTL
+            log.info("presence not told of a closed socket: presence is unavailable", username=connection.username)
+            return
+        if offline:
+            await self._announce_quietly(connection.username, "offline")
 
     async def catch_up(self, connection: Connection) -> AsyncIterator[Frame]:
         """Every message still pending for the user, in sequence order per conversation."""
@@ -172,7 +183,12 @@ class ConnectionService:
         connection.caught_up()
 
     async def heartbeat(self, connection: Connection) -> None:
-        await self._presence.heartbeat(connection.username, connection.connection_id, node=self._node, at=utcnow())
+        """A beat that presence cannot take is skipped, not fatal to the socket: the next one
+        rewrites the entry (also after a Redis failover lost it)."""
+        try:
+            await self._presence.heartbeat(connection.username, connection.connection_id, node=self._node, at=utcnow())
+        except Unavailable:
+            log.info("heartbeat not recorded: presence is unavailable", username=connection.username)
 
     async def on_client_frame(self, connection: Connection, raw: str | bytes) -> Frame | None:
         """Handles one frame from the client; returns the reply to send, if any."""
@@ -196,6 +212,14 @@ class ConnectionService:
 
     async def presence(self, username: str) -> Presence:
         return await self._presence.get(username, now=utcnow())
+
+    async def _announce_quietly(self, username: str, status: str) -> None:
+        """Presence events are informational (webhooks, metrics): a log that cannot take one now
+        must not fail the socket."""
+        try:
+            await self._announce(username, status)
+        except Unavailable:
+            log.info("presence event not appended: the event log is unavailable", username=username, status=status)
 
     async def _announce(self, username: str, status: str) -> None:
         event = PresenceEvent(username=username, status=status, at=utcnow(), node=self._node)  # type: ignore[arg-type]
