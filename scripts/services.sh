@@ -11,8 +11,9 @@
 #
 # Services: postgres redis etcd kafka seaweedfs nginx prometheus (default: all).
 # nginx and prometheus are always installed. nginx is the gateway, rendered from
-# deploy/nginx/nginx.conf.template into <state>/nginx (again at each `up`, then reloaded), with a
-# local CA and server certificate made once in <state>/nginx/tls; CHAT4ALL_NGINX_CONF names a
+# deploy/nginx/nginx.conf.template into ${CHAT4ALL_GATEWAY_DIR:-<state>/nginx} (again at each `up`,
+# then reloaded), with a local CA and server certificate made once in its tls/ (a gateway per
+# directory: up/down/status act on the one CHAT4ALL_GATEWAY_DIR names); CHAT4ALL_NGINX_CONF names a
 # config of your own instead (it must not set `pid` and must keep `daemon on`). prometheus starts
 # only when deploy/prometheus/prometheus.yml exists (or CHAT4ALL_PROMETHEUS_CONF names a file).
 # State (data, logs, pid files, Kafka jars, tools venv): ${CHAT4ALL_SERVICES_DIR:-<repo>/.services}.
@@ -31,7 +32,8 @@ S3_PORT=8333 WEED_MASTER_PORT=9333 WEED_VOLUME_PORT=8081 PROMETHEUS_PORT=9090
 DB_USER=chat4all DB_PASSWORD=chat4all DATABASES=(chat4all chat4all_test)
 S3_ACCESS_KEY=chat4all S3_SECRET_KEY=chat4all-secret S3_BUCKETS=(chat4all chat4all-test)
 GATEWAY_TEMPLATE="$ROOT/deploy/nginx/nginx.conf.template"
-NGINX_CONF="${CHAT4ALL_NGINX_CONF:-$STATE_DIR/nginx/nginx.conf}"
+GATEWAY_DIR="$(realpath -m "${CHAT4ALL_GATEWAY_DIR:-$STATE_DIR/nginx}")"  # another dir: another gateway
+NGINX_CONF="${CHAT4ALL_NGINX_CONF:-$GATEWAY_DIR/nginx.conf}"
 PROMETHEUS_CONF="${CHAT4ALL_PROMETHEUS_CONF:-$ROOT/deploy/prometheus/prometheus.yml}"
 TOOLS_VENV="$STATE_DIR/tools-venv"
 export DEBIAN_FRONTEND=noninteractive ETCDCTL_API=3
@@ -40,12 +42,12 @@ log() { printf '[services] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------- generic helpers
-svc_dir() { echo "$STATE_DIR/$1"; }
-log_of() { echo "$STATE_DIR/$1/$1.log"; }
+svc_dir() { if [[ $1 == nginx ]]; then echo "$GATEWAY_DIR"; else echo "$STATE_DIR/$1"; fi; }
+log_of() { echo "$(svc_dir "$1")/$1.log"; }
 pidfile_of() {
   case $1 in
     postgres) echo "$STATE_DIR/postgres/data/postmaster.pid" ;;  # written by postgres itself
-    *) echo "$STATE_DIR/$1/$1.pid" ;;
+    *) echo "$(svc_dir "$1")/$1.pid" ;;
   esac
 }
 proc_pattern() {  # what the command line of our process must contain
@@ -450,7 +452,7 @@ export CHAT4ALL_TEST_REDIS_URL='redis://$HOST:$REDIS_PORT/1'
 export CHAT4ALL_TEST_ETCD_URL='etcd://$HOST:$ETCD_PORT'
 export CHAT4ALL_TEST_S3_URL='s3://${S3_BUCKETS[1]}?$s3'
 export CHAT4ALL_TEST_PROMETHEUS_URL='http://$HOST:$PROMETHEUS_PORT'
-export CHAT4ALL_GATEWAY_CA='$STATE_DIR/nginx/tls/ca.crt'
+export CHAT4ALL_GATEWAY_CA='$GATEWAY_DIR/tls/ca.crt'
 EOF
 }
 
@@ -462,9 +464,7 @@ main() {
       check_names "$@"; lock_state; "cmd_$cmd" "$@" ;;
     status) cmd_status ;;
     env) cmd_env ;;
-    gateway-config)
-      local dir; dir="$(realpath -m "${CHAT4ALL_GATEWAY_DIR:-$STATE_DIR/nginx}")"
-      ensure_packages nginx; gateway_render "$dir"; echo "$dir/nginx.conf" ;;
+    gateway-config) ensure_packages nginx; gateway_render "$GATEWAY_DIR"; echo "$GATEWAY_DIR/nginx.conf" ;;
     kafka-tool)
       (($#)) || die "usage: $0 kafka-tool CLASS [args...]  (e.g. TopicCommand --bootstrap-server $HOST:$KAFKA_PORT --list)"
       local cls=$1; shift; [[ $cls == *.* ]] || cls="org.apache.kafka.tools.$cls"
