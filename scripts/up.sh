@@ -7,7 +7,8 @@
 # 8111 and 8112, the webhook worker on 8121. Clients use the gateway: https://127.0.0.1:8443
 # (CA: `scripts/services.sh env` → CHAT4ALL_GATEWAY_CA), http://127.0.0.1:8088 redirects there.
 # Other ports: CHAT4ALL_UP_API_PORTS, CHAT4ALL_UP_ROUTER_PORTS, CHAT4ALL_UP_WEBHOOKS_PORT,
-# CHAT4ALL_GATEWAY_HTTPS_PORT, CHAT4ALL_GATEWAY_HTTP_PORT. CHAT4ALL_* settings already in the
+# CHAT4ALL_GATEWAY_HTTPS_PORT, CHAT4ALL_GATEWAY_HTTP_PORT; the gateway's directory
+# CHAT4ALL_GATEWAY_DIR, the processes' logs CHAT4ALL_UP_LOGS. CHAT4ALL_* settings already in the
 # environment win over the servers' defaults from `scripts/services.sh env`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,8 @@ while read -r line; do  # export NAME='value', unless NAME is set already
   name=${line#export }; name=${name%%=*}
   [[ -n ${!name:-} ]] || eval "$line"
 done < <(./scripts/services.sh env | grep -v CHAT4ALL_TEST_)
-mkdir -p "$state/logs"
+logs="${CHAT4ALL_UP_LOGS:-$state/logs}"
+mkdir -p "$state" "$logs"
 export CHAT4ALL_JWT_SECRET="${CHAT4ALL_JWT_SECRET:-$(cat "$state/jwt-secret" 2>/dev/null || (head -c 32 /dev/urandom | base64 | tee "$state/jwt-secret"))}"
 export CHAT4ALL_HOST=127.0.0.1 CHAT4ALL_PUBLIC_BASE_URL="${CHAT4ALL_PUBLIC_BASE_URL:-$gateway}"
 .venv/bin/chat4all migrate
@@ -40,7 +42,7 @@ stop() {
 trap stop EXIT INT TERM
 
 start() {  # role port node
-  CHAT4ALL_PORT="$2" CHAT4ALL_NODE_ID="$3" .venv/bin/chat4all serve "$1" >>"$state/logs/$3.log" 2>&1 &
+  CHAT4ALL_PORT="$2" CHAT4ALL_NODE_ID="$3" .venv/bin/chat4all serve "$1" >>"$logs/$3.log" 2>&1 &
   pids+=("$!")
 }
 upstreams=()
@@ -49,11 +51,11 @@ for i in "${!router_ports[@]}"; do start router "${router_ports[$i]}" "router-$(
 start webhooks "$webhooks_port" webhooks-1
 
 for port in "${api_ports[@]}" "${router_ports[@]}" "$webhooks_port"; do
-  for _ in $(seq 1 150); do
+  for _ in $(seq 1 300); do  # 60 s: a busy machine imports slowly
     curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break
     sleep 0.2
   done
-  curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null || { echo "port $port did not become ready; see $state/logs" >&2; exit 1; }
+  curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null || { echo "port $port did not become ready; see $logs" >&2; exit 1; }
 done
 export CHAT4ALL_GATEWAY_UPSTREAMS="${upstreams[*]}"
 ./scripts/services.sh up nginx
@@ -65,7 +67,7 @@ Chat4All production profile is up:
            http://127.0.0.1:$CHAT4ALL_GATEWAY_HTTP_PORT redirects there; the gateway balances over ${upstreams[*]}
   routers  ${router_ports[*]/#/http://127.0.0.1:}   (/health/ready, /metrics)
   webhooks http://127.0.0.1:$webhooks_port   (/health/ready, /metrics)
-  logs     $state/logs/, gateway: $(dirname "$(dirname "$ca")")/logs/
+  logs     $logs/, gateway: $(dirname "$(dirname "$ca")")/logs/
 Ctrl-C stops the Chat4All processes and the gateway (scripts/services.sh down stops the servers).
 MSG
 wait
