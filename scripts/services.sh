@@ -6,12 +6,17 @@
 #   scripts/services.sh status            one line per service
 #   scripts/services.sh env               `export CHAT4ALL_...` lines for the app and the tests
 #   scripts/services.sh up|down|status|env --ha [member...]   the HA profile's engines (scripts/services-ha.sh)
+#   scripts/services.sh gateway-config    install nginx, render the gateway into ${CHAT4ALL_GATEWAY_DIR:-<state>/nginx}
+#                                         (settings: deploy/nginx/nginx.conf.template), make its TLS files once
 #   scripts/services.sh kafka-tool CLASS [args]   e.g. kafka-tool TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 #
 # Services: postgres redis etcd kafka seaweedfs nginx prometheus (default: all).
-# nginx and prometheus are always installed, but started only when deploy/nginx/nginx.conf and
-# deploy/prometheus/prometheus.yml exist (or CHAT4ALL_NGINX_CONF / CHAT4ALL_PROMETHEUS_CONF name a file);
-# the nginx config must not set `pid` (given on the command line) and must keep `daemon on` (the default).
+# nginx and prometheus are always installed. nginx is the gateway, rendered from
+# deploy/nginx/nginx.conf.template into ${CHAT4ALL_GATEWAY_DIR:-<state>/nginx} (again at each `up`,
+# then reloaded), with a local CA and server certificate made once in its tls/ (a gateway per
+# directory: up/down/status act on the one CHAT4ALL_GATEWAY_DIR names); CHAT4ALL_NGINX_CONF names a
+# config of your own instead (it must not set `pid` and must keep `daemon on`). prometheus starts
+# only when deploy/prometheus/prometheus.yml exists (or CHAT4ALL_PROMETHEUS_CONF names a file).
 # State (data, logs, pid files, Kafka jars, tools venv): ${CHAT4ALL_SERVICES_DIR:-<repo>/.services}.
 #
 # Policy for a port already served by a process this script did not start (e.g. a distro daemon):
@@ -27,7 +32,9 @@ PG_PORT=5432 REDIS_PORT=6379 ETCD_PORT=2379 ETCD_PEER_PORT=2380 KAFKA_PORT=9092 
 S3_PORT=8333 WEED_MASTER_PORT=9333 WEED_VOLUME_PORT=8081 PROMETHEUS_PORT=9090
 DB_USER=chat4all DB_PASSWORD=chat4all DATABASES=(chat4all chat4all_test)
 S3_ACCESS_KEY=chat4all S3_SECRET_KEY=chat4all-secret S3_BUCKETS=(chat4all chat4all-test)
-NGINX_CONF="${CHAT4ALL_NGINX_CONF:-$ROOT/deploy/nginx/nginx.conf}"
+GATEWAY_TEMPLATE="$ROOT/deploy/nginx/nginx.conf.template"
+GATEWAY_DIR="$(realpath -m "${CHAT4ALL_GATEWAY_DIR:-$STATE_DIR/nginx}")"  # another dir: another gateway
+NGINX_CONF="${CHAT4ALL_NGINX_CONF:-$GATEWAY_DIR/nginx.conf}"
 PROMETHEUS_CONF="${CHAT4ALL_PROMETHEUS_CONF:-$ROOT/deploy/prometheus/prometheus.yml}"
 TOOLS_VENV="$STATE_DIR/tools-venv"
 export DEBIAN_FRONTEND=noninteractive ETCDCTL_API=3
@@ -36,12 +43,12 @@ log() { printf '[services] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------- generic helpers
-svc_dir() { echo "$STATE_DIR/$1"; }
-log_of() { echo "$STATE_DIR/$1/$1.log"; }
+svc_dir() { if [[ $1 == nginx ]]; then echo "$GATEWAY_DIR"; else echo "$STATE_DIR/$1"; fi; }
+log_of() { echo "$(svc_dir "$1")/$1.log"; }
 pidfile_of() {
   case $1 in
     postgres) echo "$STATE_DIR/postgres/data/postmaster.pid" ;;  # written by postgres itself
-    *) echo "$STATE_DIR/$1/$1.pid" ;;
+    *) echo "$(svc_dir "$1")/$1.pid" ;;
   esac
 }
 proc_pattern() {  # what the command line of our process must contain
@@ -51,7 +58,8 @@ port_of() {
   case $1 in
     postgres) echo $PG_PORT ;; redis) echo $REDIS_PORT ;; etcd) echo $ETCD_PORT ;; kafka) echo $KAFKA_PORT ;;
     seaweedfs) echo $S3_PORT ;; prometheus) echo $PROMETHEUS_PORT ;;
-    nginx) [[ -f $NGINX_CONF ]] && grep -oP '\blisten\s+\K[^;\s]+' "$NGINX_CONF" | head -1 | grep -oE '[0-9]+$' || true ;;
+    nginx) if gateway_rendered; then echo "${CHAT4ALL_GATEWAY_HTTPS_PORT:-8443}"; return; fi
+      [[ -f $NGINX_CONF ]] && grep -oP '\blisten\s+\K[^;\s]+' "$NGINX_CONF" | head -1 | grep -oE '[0-9]+$' || true ;;
   esac
 }
 pid_of() {  # pid of our running process, or nothing
@@ -85,7 +93,7 @@ wait_ready() {  # wait_ready SVC TIMEOUT_S CHECK_CMD...: poll until CHECK_CMD su
   done
 }
 has_config() {
-  case $1 in nginx) [[ -f $NGINX_CONF ]] ;; prometheus) [[ -f $PROMETHEUS_CONF ]] ;; *) true ;; esac
+  case $1 in nginx) gateway_rendered || [[ -f $NGINX_CONF ]] ;; prometheus) [[ -f $PROMETHEUS_CONF ]] ;; *) true ;; esac
 }
 
 # ---------------------------------------------------------------- packages
@@ -97,7 +105,7 @@ packages_for() {
     etcd) echo etcd-server etcd-client ;;
     kafka) command -v java >/dev/null || echo default-jre-headless; command -v mvn >/dev/null || echo maven ;;
     seaweedfs) python3 -c 'import venv, ensurepip' 2>/dev/null || echo python3-venv ;;
-    nginx) echo nginx ;;
+    nginx) echo nginx libnginx-mod-http-js openssl ;;  # njs: the rate-limit key (deploy/nginx/gateway.js)
     prometheus) echo prometheus prometheus-alertmanager ;;  # alertmanager: amtool checks deploy/alertmanager
   esac
 }
@@ -327,7 +335,40 @@ nginx_cmd() {
   local d; d=$(svc_dir nginx); mkdir -p "$d/logs"
   nginx -p "$d/" -c "$NGINX_CONF" -g "pid $(pidfile_of nginx); error_log $(log_of nginx);" "$@"
 }
-start_nginx() { nginx_cmd -t -q || die "nginx: $NGINX_CONF is invalid"; nginx_cmd; }
+gateway_rendered() { [[ -z ${CHAT4ALL_NGINX_CONF:-} && -f $GATEWAY_TEMPLATE ]]; }
+gateway_tls() {  # gateway_tls DIR: a local CA and a server certificate for localhost, made once
+  local t="$1/tls" ext; mkdir -p "$t"
+  [[ -s $t/ca.crt && -s $t/server.crt && -s $t/server.key ]] && return 0
+  log "gateway: making a local CA and server certificate in $t"
+  ( umask 077
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -keyout "$t/ca.key" -out "$t/ca.crt" \
+      -subj "/CN=Chat4All local CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" -addext "subjectKeyIdentifier=hash"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$t/server.key" -out "$t/server.csr" -subj "/CN=localhost"
+    ext="subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1${CHAT4ALL_GATEWAY_TLS_NAMES:+,$CHAT4ALL_GATEWAY_TLS_NAMES}
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid,issuer"
+    openssl x509 -req -in "$t/server.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial -days 825 \
+      -out "$t/server.crt" -extfile <(echo "$ext")
+  ) >/dev/null 2>&1 || die "gateway: openssl could not make the certificates in $t"
+  chmod 644 "$t/ca.crt" "$t/server.crt"; rm -f "$t/server.csr"
+}
+gateway_render() {  # gateway_render DIR: nginx.conf and its includes from the template (settings in the environment)
+  mkdir -p "$1"
+  python3 "$ROOT/deploy/nginx/render.py" "$1" >/dev/null || die "gateway: could not render $GATEWAY_TEMPLATE"
+  [[ -n ${CHAT4ALL_GATEWAY_CERT:-} ]] || gateway_tls "$1"
+}
+start_nginx() {
+  gateway_rendered && gateway_render "$(svc_dir nginx)"
+  nginx_cmd -t -q || die "nginx: $NGINX_CONF is invalid"; nginx_cmd
+}
+reload_nginx() {  # a running gateway picks up changed settings (upstreams, ports, limits)
+  gateway_rendered && gateway_render "$(svc_dir nginx)"
+  nginx_cmd -t -q || die "nginx: $NGINX_CONF is invalid"; nginx_cmd -s reload
+}
 ready_nginx() {
   local port; port=$(port_of nginx)
   wait_ready nginx 30 is_running nginx
@@ -347,6 +388,7 @@ up_one() {
   mkdir -p "$(svc_dir "$svc")"
   if is_running "$svc"; then
     log "$svc: already running (pid $(pid_of "$svc"))"
+    [[ $svc != nginx ]] || reload_nginx
   elif [[ -n $port ]] && port_open "$port"; then
     log "$svc: port $port is served by a process not started here; reusing it"
   else
@@ -411,6 +453,7 @@ export CHAT4ALL_TEST_REDIS_URL='redis://$HOST:$REDIS_PORT/1'
 export CHAT4ALL_TEST_ETCD_URL='etcd://$HOST:$ETCD_PORT'
 export CHAT4ALL_TEST_S3_URL='s3://${S3_BUCKETS[1]}?$s3'
 export CHAT4ALL_TEST_PROMETHEUS_URL='http://$HOST:$PROMETHEUS_PORT'
+export CHAT4ALL_GATEWAY_CA='$GATEWAY_DIR/tls/ca.crt'
 EOF
 }
 
@@ -425,11 +468,12 @@ main() {
       check_names "$@"; lock_state; "cmd_$cmd" "$@" ;;
     status) cmd_status ;;
     env) cmd_env ;;
+    gateway-config) ensure_packages nginx; gateway_render "$GATEWAY_DIR"; echo "$GATEWAY_DIR/nginx.conf" ;;
     kafka-tool)
       (($#)) || die "usage: $0 kafka-tool CLASS [args...]  (e.g. TopicCommand --bootstrap-server $HOST:$KAFKA_PORT --list)"
       local cls=$1; shift; [[ $cls == *.* ]] || cls="org.apache.kafka.tools.$cls"
       mkdir -p "$(svc_dir kafka)"; kafka_libs; kafka_java WARN "$cls" "$@" ;;
-    *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; [[ $cmd == -h || $cmd == --help || $cmd == help ]] || exit 2 ;;
+    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; [[ $cmd == -h || $cmd == --help || $cmd == help ]] || exit 2 ;;
   esac
 }
 # sourced by scripts/services-ha.sh for its helpers; run, it is the command

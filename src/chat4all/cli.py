@@ -50,6 +50,8 @@ def serve(
         timeout_graceful_shutdown=10,
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     server = uvicorn.Server(config)
     try:

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncio
+import ssl
 
 import httpx
 import orjson
@@ -36,6 +37,7 @@ class Chat4AllClient:
         self.base_url = base_url.rstrip("/")
         self.access_token = token
         self.refresh_token: str | None = None
+        self._verify = httpx_kwargs.get("verify", True)  # the same trust for the WebSocket
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, **httpx_kwargs)
 
     async def __aenter__(self) -> Chat4AllClient:
@@ -123,8 +125,11 @@ class Chat4AllClient:
     # messages --------------------------------------------------------------------------------
 
     async def send(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST /v1/messages; 202 for a new message, 200 for a duplicate message_id."""
-        return await self.request("POST", "/v1/messages", json=body, expect=(200, 202))
+        """POST /v1/messages; 202 for a new message, 200 for a duplicate message_id. A body with a
+        message_id goes with it as ``Idempotency-Key``: the gateway may then retry it on another
+        API node, and the repeat is a duplicate."""
+        headers = {"Idempotency-Key": str(body["message_id"])} if body.get("message_id") else {}
+        return await self.request("POST", "/v1/messages", json=body, expect=(200, 202), headers=headers)
 
     async def send_text(self, conversation_id: str, text: str, **fields: Any) -> dict[str, Any]:
         return await self.send({"conversation_id": conversation_id, "payload": {"type": "text", "text": text}, **fields})
@@ -174,8 +179,11 @@ class Chat4AllClient:
     @asynccontextmanager
     async def websocket(self) -> AsyncIterator[Socket]:
         url = self.base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/v1/ws"
+        options: dict[str, Any] = {}
+        if url.startswith("wss://"):
+            options["ssl"] = _ssl_context(self._verify)
         async with websockets.connect(
-            url, additional_headers={"Authorization": f"Bearer {self.access_token}"}, max_size=2**22
+            url, additional_headers={"Authorization": f"Bearer {self.access_token}"}, max_size=2**22, **options
         ) as ws:
             yield Socket(ws)
 
@@ -201,6 +209,18 @@ class Socket:
 
     async def ping(self) -> None:
         await self.send({"type": "ping"})
+
+
+def _ssl_context(verify: Any) -> ssl.SSLContext:
+    """httpx's ``verify`` (True, False, a CA file path or an SSLContext) as an SSLContext."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
 
 
 def _error(response: httpx.Response) -> ApiError:

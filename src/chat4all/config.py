@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=0, le=65535)
     public_base_url: str | None = None
     node_id: str = Field(default_factory=lambda: f"node-{secrets.token_hex(4)}")
+    # addresses (comma-separated; CIDRs, or "*") whose X-Forwarded-For/-Proto are believed: the
+    # gateway's. Anyone else's are ignored, so a client cannot choose its own address.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     data_dir: Path = Path("./data")
 

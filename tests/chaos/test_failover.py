@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +156,8 @@ async def _phase(run: Run, name: str, kill: Callable[[], Awaitable[Any]], recove
         "sends_accepted": len(accepted),
         "sends_given_up": len(senders.given_up),
         "failed_attempts": sum(not a.ok for a in senders.attempts),
+        "failures_seen": dict(Counter(a.outcome for a in senders.attempts if not a.ok)),
+        "slowest_failure_s": round(max((a.ended - a.started for a in senders.attempts if not a.ok), default=0), 2),
         "outage_s": round(longest_outage(senders.attempts), 2),
         "p99_accept_ms": round(p99(senders.accepts) * 1000),
         "max_accept_ms": round(max((a.latency for a in senders.accepts), default=0) * 1000),

@@ -39,6 +39,7 @@ class Attempt:
     started: float
     ended: float
     ok: bool
+    outcome: str = ""  # the status code, or the exception's name
 
 
 @dataclass
@@ -100,14 +101,14 @@ class Senders:
                 async with session.post(f"{url}/v1/messages", data=body, headers=headers,
                                         timeout=aiohttp.ClientTimeout(total=10)) as r:
                     await r.read()
-                    ok = r.status in (200, 202)
+                    ok, outcome = r.status in (200, 202), str(r.status)
                     if r.status == 429:
                         retry_after = float(r.headers.get("retry-after", "1"))
                     elif not ok and r.status < 500:
                         raise AssertionError(f"send answered {r.status}: {await r.text()}")
-            except (aiohttp.ClientError, TimeoutError, OSError):
-                ok = False
-            self.attempts.append(Attempt(i, started, time.monotonic(), ok))
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                ok, outcome = False, type(exc).__name__
+            self.attempts.append(Attempt(i, started, time.monotonic(), ok, outcome))
             if ok:
                 return True
             if attempt % len(self.urls) == 0 or retry_after > 0.2:  # the other node is tried at once

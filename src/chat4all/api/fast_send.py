@@ -16,9 +16,9 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chat4all.api.errors import domain_error_response
-from chat4all.api.routes.messages import accept, accepted_response
+from chat4all.api.routes.messages import accept, accepted_response, with_idempotency_key
 from chat4all.api.schemas import SendMessage
-from chat4all.domain.errors import Chat4AllError, Unauthenticated
+from chat4all.domain.errors import Chat4AllError, InvalidInput, Unauthenticated
 
 PATH = "/v1/messages"
 
@@ -62,10 +62,16 @@ class SendFastPath:
         token = _bearer(headers.get(b"authorization", b""))
         if token is None:
             return None
+        key = headers.get(b"idempotency-key")
+        if key is not None and len(key) > 64:
+            return None
         try:
             user = services.auth.authenticate(token)
-            return SendMessage.model_validate_json(body), user
-        except (Unauthenticated, ValidationError):
+            message = with_idempotency_key(
+                SendMessage.model_validate_json(body), None if key is None else key.decode("latin-1")
+            )
+            return message, user
+        except (Unauthenticated, ValidationError, InvalidInput):
             return None
 
 

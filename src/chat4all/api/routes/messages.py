@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Response
 from chat4all.api.responses import JSON
 
 from chat4all.api.deps import CurrentUser, ServicesDep
@@ -16,7 +16,9 @@ from chat4all.api.schemas import (
     RecipientStatus,
     SendMessage,
 )
+from chat4all.domain.errors import InvalidInput
 from chat4all.domain.frames import message_view
+from chat4all.domain.ids import parse_uuid
 from chat4all.domain.models import Channel
 from chat4all.domain.status import DeliveryStatus
 from chat4all.runtime import Services
@@ -35,9 +37,39 @@ router = APIRouter(prefix="/v1/messages", tags=["messages"])
         **responses(400, 401, 403, 404, 409, 413, 422, 503),
     },
 )
-async def send(body: SendMessage, user: CurrentUser, services: ServicesDep) -> JSON:
+async def send(
+    body: SendMessage,
+    user: CurrentUser,
+    services: ServicesDep,
+    idempotency_key: str | None = Header(
+        None,
+        alias="Idempotency-Key",
+        max_length=64,
+        description="The message_id (UUID): the message_id of a body without one, else equal to it. "
+        "A request that carries it may be repeated (the gateway retries it on another node).",
+    ),
+) -> JSON:
     """Accepts a message (202) once it is durably on the log; delivery happens after."""
-    return accepted_response(await accept(body, user, services))
+    return accepted_response(await accept(with_idempotency_key(body, idempotency_key), user, services))
+
+
+def with_idempotency_key(body: SendMessage, key: str | None) -> SendMessage:
+    """An ``Idempotency-Key`` header is the send's message_id: a repeat of the request is then a
+    duplicate, never a second message, whatever the body says or omits."""
+    if key is None:
+        return body
+    if body.message_id is None:
+        return body.model_copy(update={"message_id": key})
+    if not _same_id(body.message_id, key):
+        raise InvalidInput("the Idempotency-Key header and the message_id differ", details={"idempotency_key": key})
+    return body
+
+
+def _same_id(a: str, b: str) -> bool:
+    try:
+        return parse_uuid(a) == parse_uuid(b)
+    except ValueError:
+        return a == b
 
 
 async def accept(body: SendMessage, user: str, services: Services) -> Accepted:
