@@ -1,11 +1,14 @@
-"""`make up-ha` itself: it brings the HA profile up, both API nodes serve (a message sent to one
-reaches a socket on the other), and Ctrl-C stops the Chat4All processes."""
+"""`make up-ha` itself: it brings the HA profile up behind its own gateway, both API nodes
+serve (a message sent through the gateway reaches a socket held by a node directly, and one
+sent to a node reaches a socket through the gateway), and Ctrl-C stops the Chat4All processes
+and the gateway."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +22,7 @@ from tests.conftest import PASSWORD, server_missing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(600)]
 API_NODES = ("http://127.0.0.1:18001", "http://127.0.0.1:18002")
+GATEWAY = "https://127.0.0.1:18443"
 
 
 def _wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float) -> list[str]:
@@ -49,14 +53,21 @@ async def test_make_up_ha_serves_on_both_nodes_and_stops_on_interrupt(tmp_path: 
         async with httpx.AsyncClient() as http:
             for url in API_NODES:
                 assert (await http.get(f"{url}/health/ready")).status_code == 200
+        ca = ssl.create_default_context(cafile=ROOT / ".services" / "gateway-ha" / "tls" / "ca.crt")
+        async with httpx.AsyncClient(verify=ca) as https:
+            assert (await https.get(f"{GATEWAY}/health/ready")).status_code == 200
         suffix = os.urandom(3).hex()
-        async with Chat4AllClient(API_NODES[0]) as alice, Chat4AllClient(API_NODES[1]) as bob:
+        async with Chat4AllClient(GATEWAY, verify=ca) as alice, Chat4AllClient(API_NODES[1]) as bob:
             for client, name in ((alice, f"alice-{suffix}"), (bob, f"bob-{suffix}")):
                 await client.register(name, PASSWORD)
                 await client.login(name, PASSWORD)
             conv = await alice.create_conversation("private", [f"bob-{suffix}"])
             async with bob.websocket() as socket:
-                sent = await alice.send_text(conv["conversation_id"], "across the HA profile")
+                sent = await alice.send_text(conv["conversation_id"], "through the gateway")
+                frame = await socket.receive(timeout=30)
+                assert frame["type"] == "message" and frame["message"]["message_id"] == sent["message_id"]
+            async with alice.websocket() as socket:
+                sent = await bob.send_text(conv["conversation_id"], "to a socket behind the gateway")
                 frame = await socket.receive(timeout=30)
                 assert frame["type"] == "message" and frame["message"]["message_id"] == sent["message_id"]
     finally:
@@ -64,7 +75,7 @@ async def test_make_up_ha_serves_on_both_nodes_and_stops_on_interrupt(tmp_path: 
         proc.wait(timeout=60)
         if not was_up:
             await asyncio.to_thread(services, "down", "--ha")
-    async with httpx.AsyncClient() as http:
-        for url in API_NODES:
+    async with httpx.AsyncClient(verify=False) as http:
+        for url in (*API_NODES, GATEWAY):
             with pytest.raises(httpx.TransportError):
                 await http.get(f"{url}/health/live", timeout=2)
