@@ -17,6 +17,7 @@ and docs/reliability.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -301,22 +302,49 @@ async def test_kafka_broker_leading_most_partitions(run: Run) -> None:
                               lambda: asyncio.to_thread(run.engines.up, member[0]), target_s=10))
 
 
+async def _read_history(run: Run, answers: Counter[str], stop: asyncio.Event) -> None:
+    """R11.4: history keeps being read while the primary is gone (served by a replica)."""
+    c = run.conversations[0]
+    headers = {"authorization": f"Bearer {c.sender_token}"}
+    n = 0
+    while not stop.is_set():
+        url = run.app.api_urls[n % len(run.app.api_urls)]
+        n += 1
+        try:
+            async with run.session.get(f"{url}/v1/conversations/{c.conversation_id}/messages?limit=5", headers=headers,
+                                       timeout=aiohttp.ClientTimeout(total=10)) as r:
+                await r.read()
+                answers[str(r.status)] += 1
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            answers[type(exc).__name__] += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.25)
+
+
 async def test_postgres_primary_node(run: Run) -> None:
     node: list[int] = []
+    reads: Counter[str] = Counter()
+    stop_reading = asyncio.Event()
+    reader: list[asyncio.Task[None]] = []
 
     async def kill() -> str:
         node.append(await run.engines.postgres_primary())
         await asyncio.to_thread(run.engines.kill, f"patroni-{node[0]}", f"postgres-{node[0]}")
+        reader.append(asyncio.create_task(_read_history(run, reads, stop_reading)))
         return f"patroni-{node[0]} + its postgres"
 
     async def recover() -> None:
+        stop_reading.set()
+        await reader[0]
         await asyncio.to_thread(run.engines.up, f"patroni-{node[0]}")  # rejoins as a replica (pg_rewind)
 
     result = await _phase(run, "PostgreSQL primary (Patroni node), restarted", kill, recover, target_s=30)
     members = await run.engines.patroni_cluster()
     result["rejoined_as"] = next((m["role"] for m in members if m["name"] == f"pg{node[0]}"), None)
+    result["history_reads_after_kill"] = dict(reads)
     _assert_held(result)
     assert result["rejoined_as"] in ("replica", "sync_standby"), members
+    assert reads["200"] >= 0.9 * sum(reads.values()), reads
 
 
 async def test_redis_master(run: Run) -> None:
