@@ -19,7 +19,7 @@ from tests.conftest import server_missing
 URLS = ("CHAT4ALL_TEST_POSTGRES_URL", "CHAT4ALL_TEST_KAFKA_URL", "CHAT4ALL_TEST_REDIS_URL", "CHAT4ALL_TEST_ETCD_URL")
 
 
-def test_url(name: str) -> str:
+def required_url(name: str) -> str:
     """A CHAT4ALL_TEST_* URL that `scripts/test.sh` sets from scripts/services.sh."""
     url = os.environ.get(name)
     if not url:
@@ -29,7 +29,7 @@ def test_url(name: str) -> str:
 
 @asynccontextmanager
 async def production_env(prefix: str) -> AsyncIterator[dict[str, str]]:
-    urls = {u: test_url(u) for u in URLS}
+    urls = {u: required_url(u) for u in URLS}
     suffix = secrets.token_hex(4)
     pg = sa.engine.make_url(urls["CHAT4ALL_TEST_POSTGRES_URL"])
     database = f"chat4all_{prefix}_{suffix}"
