@@ -10,7 +10,8 @@
 #                                         (settings: deploy/nginx/nginx.conf.template), make its TLS files once
 #   scripts/services.sh kafka-tool CLASS [args]   e.g. kafka-tool TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 #
-# Services: postgres redis etcd kafka seaweedfs nginx prometheus (default: all).
+# Services: postgres redis etcd kafka seaweedfs nginx prometheus jaeger alertmanager (default: all).
+# jaeger is built from the Go module proxy (scripts/tools.sh; the first build takes minutes).
 # nginx and prometheus are always installed. nginx is the gateway, rendered from
 # deploy/nginx/nginx.conf.template into ${CHAT4ALL_GATEWAY_DIR:-<state>/nginx} (again at each `up`,
 # then reloaded), with a local CA and server certificate made once in its tls/ (a gateway per
@@ -26,16 +27,19 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE_DIR="$(realpath -m "${CHAT4ALL_SERVICES_DIR:-$ROOT/.services}")"
-ALL_SERVICES=(postgres redis etcd kafka seaweedfs nginx prometheus)
+ALL_SERVICES=(postgres redis etcd kafka seaweedfs nginx prometheus jaeger alertmanager)
 HOST=127.0.0.1
 PG_PORT=5432 REDIS_PORT=6379 ETCD_PORT=2379 ETCD_PEER_PORT=2380 KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093
 S3_PORT=8333 WEED_MASTER_PORT=9333 WEED_VOLUME_PORT=8081 PROMETHEUS_PORT=9090
+JAEGER_OTLP_PORT=4318 JAEGER_QUERY_PORT=16686 ALERTMANAGER_PORT=9193  # 9093 is Kafka's controller
 DB_USER=chat4all DB_PASSWORD=chat4all DATABASES=(chat4all chat4all_test)
 S3_ACCESS_KEY=chat4all S3_SECRET_KEY=chat4all-secret S3_BUCKETS=(chat4all chat4all-test)
 GATEWAY_TEMPLATE="$ROOT/deploy/nginx/nginx.conf.template"
 GATEWAY_DIR="$(realpath -m "${CHAT4ALL_GATEWAY_DIR:-$STATE_DIR/nginx}")"  # another dir: another gateway
 NGINX_CONF="${CHAT4ALL_NGINX_CONF:-$GATEWAY_DIR/nginx.conf}"
 PROMETHEUS_CONF="${CHAT4ALL_PROMETHEUS_CONF:-$ROOT/deploy/prometheus/prometheus.yml}"
+JAEGER_CONF="$ROOT/deploy/jaeger/config.yaml"
+ALERTMANAGER_CONF="${CHAT4ALL_ALERTMANAGER_CONF:-$ROOT/deploy/alertmanager/alertmanager.yml}"
 TOOLS_VENV="$STATE_DIR/tools-venv"
 export DEBIAN_FRONTEND=noninteractive ETCDCTL_API=3
 
@@ -52,12 +56,13 @@ pidfile_of() {
   esac
 }
 proc_pattern() {  # what the command line of our process must contain
-  case $1 in kafka) echo kafka.Kafka ;; seaweedfs) echo weed ;; redis) echo redis-server ;; *) echo "$1" ;; esac
+  case $1 in kafka) echo kafka.Kafka ;; seaweedfs) echo weed ;; redis) echo redis-server ;; jaeger) echo "$JAEGER_CONF" ;; *) echo "$1" ;; esac
 }
 port_of() {
   case $1 in
     postgres) echo $PG_PORT ;; redis) echo $REDIS_PORT ;; etcd) echo $ETCD_PORT ;; kafka) echo $KAFKA_PORT ;;
     seaweedfs) echo $S3_PORT ;; prometheus) echo $PROMETHEUS_PORT ;;
+    jaeger) echo $JAEGER_QUERY_PORT ;; alertmanager) echo $ALERTMANAGER_PORT ;;
     nginx) if gateway_rendered; then echo "${CHAT4ALL_GATEWAY_HTTPS_PORT:-8443}"; return; fi
       [[ -f $NGINX_CONF ]] && grep -oP '\blisten\s+\K[^;\s]+' "$NGINX_CONF" | head -1 | grep -oE '[0-9]+$' || true ;;
   esac
@@ -93,7 +98,10 @@ wait_ready() {  # wait_ready SVC TIMEOUT_S CHECK_CMD...: poll until CHECK_CMD su
   done
 }
 has_config() {
-  case $1 in nginx) gateway_rendered || [[ -f $NGINX_CONF ]] ;; prometheus) [[ -f $PROMETHEUS_CONF ]] ;; *) true ;; esac
+  case $1 in
+    nginx) gateway_rendered || [[ -f $NGINX_CONF ]] ;; prometheus) [[ -f $PROMETHEUS_CONF ]] ;;
+    alertmanager) [[ -f $ALERTMANAGER_CONF ]] ;; *) true ;;
+  esac
 }
 
 # ---------------------------------------------------------------- packages
@@ -107,6 +115,7 @@ packages_for() {
     seaweedfs) python3 -c 'import venv, ensurepip' 2>/dev/null || echo python3-venv ;;
     nginx) echo nginx libnginx-mod-http-js openssl ;;  # njs: the rate-limit key (deploy/nginx/gateway.js)
     prometheus) echo prometheus prometheus-alertmanager ;;  # alertmanager: amtool checks deploy/alertmanager
+    alertmanager) echo prometheus-alertmanager ;;
   esac
 }
 ensure_packages() {
@@ -381,6 +390,19 @@ start_prometheus() {
 }
 ready_prometheus() { wait_ready prometheus 60 curl -fsS "http://$HOST:$PROMETHEUS_PORT/-/ready"; }
 
+# ---------------------------------------------------------------- jaeger (traces), alertmanager
+start_jaeger() {  # Jaeger v2 from deploy/tools/jaeger (Go module proxy), memory storage, deploy/jaeger/config.yaml
+  local bin; bin=$("$ROOT/scripts/tools.sh" path jaeger)
+  spawn jaeger "$bin" --config "$JAEGER_CONF"
+}
+ready_jaeger() { wait_ready jaeger 120 curl -fsS "http://$HOST:$JAEGER_QUERY_PORT/api/services"; }
+start_alertmanager() {  # a single instance: clustering off (no gossip port)
+  local d; d=$(svc_dir alertmanager)
+  spawn alertmanager prometheus-alertmanager --config.file="$ALERTMANAGER_CONF" --storage.path="$d/data" \
+    --web.listen-address=$HOST:$ALERTMANAGER_PORT --cluster.listen-address=
+}
+ready_alertmanager() { wait_ready alertmanager 60 curl -fsS "http://$HOST:$ALERTMANAGER_PORT/-/ready"; }
+
 # ---------------------------------------------------------------- commands
 up_one() {
   local svc=$1 port t0=$SECONDS; port=$(port_of "$svc")
@@ -454,6 +476,9 @@ export CHAT4ALL_TEST_ETCD_URL='etcd://$HOST:$ETCD_PORT'
 export CHAT4ALL_TEST_S3_URL='s3://${S3_BUCKETS[1]}?$s3'
 export CHAT4ALL_TEST_PROMETHEUS_URL='http://$HOST:$PROMETHEUS_PORT'
 export CHAT4ALL_GATEWAY_CA='$GATEWAY_DIR/tls/ca.crt'
+export CHAT4ALL_TEST_JAEGER_URL='http://$HOST:$JAEGER_QUERY_PORT'
+export CHAT4ALL_TEST_OTLP_ENDPOINT='http://$HOST:$JAEGER_OTLP_PORT/v1/traces'
+export CHAT4ALL_TEST_ALERTMANAGER_URL='http://$HOST:$ALERTMANAGER_PORT'
 EOF
 }
 

@@ -2,7 +2,7 @@
 # Starts the real servers the suite needs, points the tests at them, runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/services.sh up postgres redis etcd kafka seaweedfs prometheus
+./scripts/services.sh up postgres redis etcd kafka seaweedfs prometheus jaeger alertmanager
 # only the test URLs: the suite decides per test which backends a server uses
 eval "$(./scripts/services.sh env | grep CHAT4ALL_TEST_)"
 export CHAT4ALL_TEST_POSTGRES_URL="${CHAT4ALL_TEST_POSTGRES_URL:-postgresql+asyncpg://chat4all:chat4all@127.0.0.1:5432/chat4all_test}"

@@ -83,6 +83,8 @@ class NewMessage:
     created_at: datetime
     # one delivery per (recipient, channel), channels already resolved ("all" expanded)
     targets: Sequence[tuple[str, str]]
+    # the router's span for it (W3C), kept with the deliveries so later hops join the trace
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ class Receipt:
     message_ids: Sequence[str]
     status: DeliveryStatus
     detail: str | None = None
+    traceparent: str | None = None  # the span that saw it happen; its StatusEvents carry it
 
 
 class MessageStore(Protocol):
@@ -321,6 +324,7 @@ class Callback:
     type: str
     subject_id: str  # callbacks of one subject (a message, a file) go out in the order enqueued
     body: bytes  # the exact bytes POSTed (domain.webhooks.callback_body)
+    traceparent: str | None = None  # the trace of the event it reports (the POST is its child)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +339,7 @@ class ClaimedCallback:
     subject_id: str
     body: bytes
     attempts: int  # attempts made before this one
+    traceparent: str | None = None  # the trace of the event it reports (the POST is its child)
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,6 +467,7 @@ class ClaimedDelivery:
     key: DeliveryKey
     message: Message
     attempts: int  # attempts made before this one
+    traceparent: str | None = None  # the router's span for the message (the send is its child)
 
 
 @dataclass(frozen=True, slots=True)

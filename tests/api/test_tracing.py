@@ -53,8 +53,13 @@ async def test_a_message_is_one_trace_from_the_request_to_the_router(
     assert request.kind is SpanKind.SERVER and route.kind is SpanKind.CONSUMER
     assert format(request.context.trace_id, "032x") == caller_trace  # continued from the caller
     assert request.parent is not None and format(request.parent.span_id, "016x") == "00f067aa0ba902b7"
+    [publish] = [s for s in _finished(spans, "publish message.events") if s.attributes["messaging.message.id"] == message_id]
+    assert publish.kind is SpanKind.PRODUCER and publish.parent.span_id == request.context.span_id
     assert route.context.trace_id == request.context.trace_id
-    assert route.parent is not None and route.parent.span_id == request.context.span_id
+    assert route.parent is not None and route.parent.span_id == publish.context.span_id
+    steps = {s.name: s for s in _finished(spans, "persist") + _finished(spans, "push") if s.parent.span_id == route.context.span_id}
+    assert sorted(steps) == ["persist", "push"]
+    assert route.start_time <= steps["persist"].start_time <= steps["persist"].end_time <= steps["push"].start_time
     assert request.attributes["http.response.status_code"] == 202
     assert route.attributes["chat4all.sequence_number"] == 1 and route.attributes["chat4all.replayed"] is False
     assert answer.headers["x-trace-id"] == caller_trace

@@ -44,7 +44,7 @@ class Process:
                 [sys.executable, "-m", "chat4all", "serve", self.role], env=env, stdout=out, stderr=out
             )
 
-    async def ready(self) -> None:
+    async def ready(self, timeout: float = 30) -> None:
         async def answering() -> bool:
             assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-2000:]
             try:
@@ -53,7 +53,7 @@ class Process:
             except httpx.TransportError:
                 return False
 
-        await wait_until(answering, timeout=30, interval=0.1, what="the process to be ready")
+        await wait_until(answering, timeout=timeout, interval=0.1, what="the process to be ready")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.proc is not None

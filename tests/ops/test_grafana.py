@@ -49,3 +49,16 @@ async def test_every_query_is_valid_promql(path: Path, prometheus: httpx.AsyncCl
     for query in _queries(_load(path)):
         answer = await prometheus.get("/api/v1/query", params={"query": query})
         assert answer.status_code == 200 and answer.json()["status"] == "success", (query, answer.text)
+
+
+def test_the_provisioning_gives_the_dashboards_the_data_source_they_ask_for() -> None:
+    import yaml
+
+    provisioning = DASHBOARDS[0].parents[1] / "provisioning"
+    sources = yaml.safe_load((provisioning / "datasources" / "chat4all.yml").read_text())["datasources"]
+    (default,) = [s for s in sources if s.get("isDefault")]
+    for path in DASHBOARDS:
+        (variable,) = [v for v in _load(path)["templating"]["list"] if v["name"] == "datasource"]
+        assert variable["type"] == "datasource" and variable["query"] == default["type"] == "prometheus"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "chat4all.yml").read_text())["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"].startswith("/var/lib/grafana/dashboards")

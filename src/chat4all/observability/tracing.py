@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 import secrets
 from contextvars import ContextVar
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -111,3 +112,43 @@ def parent_context(traceparent: str | None) -> Context | None:
 def traceparent_of(span: Span) -> str:
     c = span.get_span_context()
     return f"00-{c.trace_id:032x}-{c.span_id:016x}-{int(c.trace_flags):02x}"
+
+
+def start_span(
+    name: str,
+    *,
+    parent: str | None,
+    kind: SpanKind,
+    attributes: dict[str, Any] | None = None,
+    start_time: int | None = None,
+) -> Span | None:
+    """A span, child of the W3C ``parent`` (a new trace without one); None when tracing is off.
+    The caller ends it (``end_span``)."""
+    if _tracer is None:
+        return None
+    return _tracer.start_span(
+        name, context=parent_context(parent), kind=kind, attributes=attributes, start_time=start_time
+    )
+
+
+def end_span(span: Span | None, error: BaseException | None = None, *, end_time: int | None = None) -> None:
+    if span is None:
+        return
+    if error is not None:
+        span.record_exception(error)
+        span.set_status(StatusCode.ERROR)
+    span.end(end_time=end_time)
+
+
+def child_spans(
+    name: str, parents: dict[str, Span], *, kind: SpanKind, start_time: int, end_time: int,
+    attributes: dict[str, Any] | None = None,
+) -> None:
+    """One finished span ``name`` under each of ``parents``, covering [start_time, end_time]
+    (ns): a step that a batch made for all of them at once, e.g. the router's persist."""
+    if _tracer is None:
+        return
+    for parent in parents.values():
+        _tracer.start_span(
+            name, context=set_span_in_context(parent), kind=kind, attributes=attributes, start_time=start_time
+        ).end(end_time=end_time)

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from opentelemetry.trace import SpanKind, StatusCode
+
 from chat4all.connectors.base import (
     ConnectorError,
     DeliveryResult,
@@ -35,6 +37,7 @@ from chat4all.domain.ids import utcnow
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
+from chat4all.observability.tracing import current_traceparent, end_span, start_span, traceparent_of
 from chat4all.ports import (
     BlobStore,
     ClaimedDelivery,
@@ -80,23 +83,54 @@ class ConnectorDispatch:
         self._rules = rules or DispatchRules()
 
     async def deliver(self, claimed: ClaimedDelivery, live: LiveConnector) -> None:
+        """One attempt. With tracing on it is a CLIENT span, child of the router's span for the
+        message (kept in the delivery row); the status changes it records carry this span."""
+        key = claimed.key
+        span = start_span(
+            f"send {key.channel}",
+            parent=claimed.traceparent,
+            kind=SpanKind.CLIENT,
+            attributes={
+                "messaging.message.id": key.message_id,
+                "chat4all.channel": key.channel,
+                "chat4all.recipient": key.username,
+                "chat4all.attempt": claimed.attempts + 1,
+            },
+        )
+        token = current_traceparent.set(claimed.traceparent if span is None else traceparent_of(span))
+        try:
+            outcome = await self._attempt(claimed, live)
+        except BaseException as exc:
+            end_span(span, exc)
+            raise
+        finally:
+            current_traceparent.reset(token)
+        if span is not None:
+            span.set_attribute("chat4all.outcome", outcome)
+            if outcome != "sent":
+                span.set_status(StatusCode.ERROR, outcome)
+        end_span(span)
+
+    async def _attempt(self, claimed: ClaimedDelivery, live: LiveConnector) -> str:
         attempt = claimed.attempts + 1
         try:
             outbound = await self._outbound(claimed, live, attempt)
         except PermanentError as exc:
             await self._give_up(claimed, attempts=attempt, reason=exc.reason, permanent=True)
-            return
+            return "failed"
         except Exception as exc:  # e.g. the metadata or blob store is down: try again later
             await self._failed(claimed, attempt, TransientError(f"preparing the message failed: {exc}"), live)
-            return
+            return "retry"
         result, error = await self._send(live, outbound)
         if error is None:
             assert result is not None
             await self._accepted(claimed, outbound, attempt, result)
-        elif error.permanent:
+            return "sent"
+        if error.permanent:
             await self._give_up(claimed, attempts=attempt, reason=error.reason, permanent=True)
-        else:
-            await self._failed(claimed, attempt, error, live)
+            return "failed"
+        await self._failed(claimed, attempt, error, live)
+        return "retry"
 
     async def reject(self, claimed: ClaimedDelivery, reason: str) -> None:
         """No connector can take it (the channel is not configured, disabled or broken)."""

@@ -6,7 +6,7 @@ recorded in the history, emitted as a StatusEvent, and shown to the sender's soc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from chat4all.domain.errors import Unavailable
 from chat4all.domain.events import StatusEvent
@@ -16,6 +16,7 @@ from chat4all.domain.models import Message, StatusChange
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
+from chat4all.observability.tracing import current_traceparent
 from chat4all.batching import GroupCommit
 from chat4all.ports import EventLog, MessageStore, Push, Receipt
 
@@ -42,17 +43,20 @@ class DeliveryService:
         detail: str | None = None,
     ) -> int:
         """Moves (username, channel) deliveries of these messages to ``status``; returns how many
-        moved. Returns once the change is stored and its StatusEvents are on the log."""
+        moved. Returns once the change is stored and its StatusEvents are on the log, which carry
+        the caller's trace context (the request, the connector send)."""
         if not message_ids:
             return 0
         ids = list(dict.fromkeys(message_ids))[:MAX_IDS_PER_RECEIPT]
-        return await self._receipts.submit(Receipt(username, channel, ids, status, detail))
+        receipt = Receipt(username, channel, ids, status, detail, traceparent=current_traceparent.get())
+        return await self._receipts.submit(receipt)
 
     async def _apply(self, receipts: Sequence[Receipt]) -> list[int]:
         now = utcnow()
         moved = await self._messages.advance_many(receipts, at=now)
         if moved:
-            await self.announce(moved)
+            traces = {(m, r.username, r.channel): r.traceparent for r in receipts if r.traceparent for m in r.message_ids}
+            await self.announce(moved, traceparents=traces)
             for message, changes in moved:
                 for change in changes:
                     metrics.DELIVERY_STATUS.labels(change.channel, change.status.value).inc()
@@ -64,8 +68,15 @@ class DeliveryService:
             sum((m, r.username, r.channel, r.status) in reached for m in r.message_ids) for r in receipts
         ]
 
-    async def announce(self, moved: Sequence[tuple[Message, Sequence[StatusChange]]]) -> None:
-        """Emits StatusEvents and sends status frames to the senders, for changes already stored."""
+    async def announce(
+        self,
+        moved: Sequence[tuple[Message, Sequence[StatusChange]]],
+        *,
+        traceparents: Mapping[tuple[str, str, str], str | None] | None = None,
+    ) -> None:
+        """Emits StatusEvents and sends status frames to the senders, for changes already stored;
+        each event carries the trace context given for its (message_id, username, channel)."""
+        traceparents = traceparents or {}
         events: list[tuple[str, bytes]] = []
         frames: list[tuple[str, Frame]] = []
         for message, changes in moved:
@@ -79,6 +90,7 @@ class DeliveryService:
                     status=change.status,
                     at=change.at,
                     detail=change.detail,
+                    traceparent=traceparents.get((message.message_id, change.username, change.channel)),
                 )
                 events.append((event.key(), event.encode()))
                 frames.append((message.sender, status_frame(change)))

@@ -10,6 +10,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
 from chat4all.domain.errors import (
     Conflict,
     Forbidden,
@@ -25,7 +27,7 @@ from chat4all.domain.ids import new_id, parse_uuid, utcnow
 from chat4all.domain.models import ALL_CHANNELS, Channel, Delivery, Message, StatusChange
 from chat4all.domain.status import DeliveryStatus, aggregate
 from chat4all.observability import metrics
-from chat4all.observability.tracing import current_traceparent
+from chat4all.observability.tracing import current_traceparent, end_span, start_span, traceparent_of
 from chat4all.ports import EventLog, MessageStore
 from chat4all.services.conversations import ConversationService
 from chat4all.services.files import FileService
@@ -104,6 +106,14 @@ class MessageService:
             if existing is not None:
                 return await self._duplicate(existing, caller)
 
+        # with tracing on, the append is a PRODUCER span; the router's span is its child
+        request = current_traceparent.get()
+        producer = start_span(
+            f"publish {MessageEvent.topic}",
+            parent=request,
+            kind=SpanKind.PRODUCER,
+            attributes={"messaging.destination.name": MessageEvent.topic, "messaging.message.id": message_id},
+        )
         event = MessageEvent(
             message_id=message_id,
             conversation_id=conversation.conversation_id,
@@ -113,9 +123,14 @@ class MessageService:
             payload=payload,
             metadata=metadata,
             accepted_at=utcnow(),
-            traceparent=current_traceparent.get(),
+            traceparent=request if producer is None else traceparent_of(producer),
         )
-        await self._log.append(MessageEvent.topic, event.key(), event.encode())
+        try:
+            await self._log.append(MessageEvent.topic, event.key(), event.encode())
+        except BaseException as exc:
+            end_span(producer, exc)
+            raise
+        end_span(producer)
         metrics.MESSAGES.labels("accepted").inc()
         return Accepted(message_id=message_id, conversation_id=conversation.conversation_id, status="accepted")
 

@@ -92,8 +92,8 @@ class StatusCallbacks:
                 if event.message_id not in histories:
                     histories[event.message_id] = await self._messages.history(event.message_id)
                 for change in _steps(histories[event.message_id], event, gaps, since=webhook.created_at):
-                    _add(callbacks, _status_callback(webhook, change, event.conversation_id))
-            _add(callbacks, _status_callback(webhook, _change(event), event.conversation_id))
+                    _add(callbacks, _status_callback(webhook, change, event.conversation_id, event.traceparent))
+            _add(callbacks, _status_callback(webhook, _change(event), event.conversation_id, event.traceparent))
         return list(callbacks.values())
 
 
@@ -141,7 +141,10 @@ class FileCallbacks:
             }
             for w in webhooks.get(e.owner, ()):
                 if w.wants(FILE_COMPLETED):
-                    _add(callbacks, _callback(w, file_event_id(e.file_id), FILE_COMPLETED, e.file_id, e.at, data))
+                    _add(
+                        callbacks,
+                        _callback(w, file_event_id(e.file_id), FILE_COMPLETED, e.file_id, e.at, data, e.traceparent),
+                    )
         return list(callbacks.values())
 
 
@@ -151,7 +154,7 @@ def _change(e: StatusEvent) -> StatusChange:
     )
 
 
-def _status_callback(webhook: Webhook, change: StatusChange, conversation_id: str) -> Callback:
+def _status_callback(webhook: Webhook, change: StatusChange, conversation_id: str, traceparent: str | None) -> Callback:
     data: dict[str, Any] = {
         "message_id": change.message_id,
         "conversation_id": conversation_id,
@@ -163,11 +166,17 @@ def _status_callback(webhook: Webhook, change: StatusChange, conversation_id: st
     if change.detail:
         data["detail"] = change.detail
     event_id = status_event_id(change.message_id, change.username, change.channel, change.status)
-    return _callback(webhook, event_id, MESSAGE_STATUS, change.message_id, change.at, data)
+    return _callback(webhook, event_id, MESSAGE_STATUS, change.message_id, change.at, data, traceparent)
 
 
 def _callback(
-    webhook: Webhook, event_id: str, event_type: str, subject_id: str, at: datetime, data: dict[str, Any]
+    webhook: Webhook,
+    event_id: str,
+    event_type: str,
+    subject_id: str,
+    at: datetime,
+    data: dict[str, Any],
+    traceparent: str | None,
 ) -> Callback:
     return Callback(
         webhook_id=webhook.webhook_id,
@@ -176,6 +185,7 @@ def _callback(
         type=event_type,
         subject_id=subject_id,
         body=callback_body(event_id=event_id, event_type=event_type, created_at=at, data=data),
+        traceparent=traceparent,
     )
 
 

@@ -10,6 +10,7 @@ Offsets are committed by the base worker after ``handle`` returns.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 from opentelemetry.trace import Span, SpanKind, StatusCode
@@ -22,7 +23,7 @@ from chat4all.domain.models import ALL_CHANNELS, Channel, Message, StatusChange
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
-from chat4all.observability.tracing import parent_context, trace_id_of, tracer
+from chat4all.observability.tracing import child_spans, parent_context, trace_id_of, traceparent_of, tracer
 from chat4all.ports import EventLog, LogConsumer, LogRecord, MessageStore, MetadataStore, NewMessage, Push
 from chat4all.services.deliveries import DeliveryService
 from chat4all.workers.base import Worker
@@ -74,9 +75,13 @@ class RouterWorker(Worker):
     async def _route(self, events: list[MessageEvent], spans: dict[str, Span]) -> None:
         metrics.ROUTER_BATCH.observe(len(events))
         mapped: dict[str, list[str]] = {}  # channel mappings looked up once per batch
-        batch = [await self._new_message(e, mapped) for e in events]
+        # the deliveries keep the trace (this span, or the request's with tracing off)
+        traces = {e.message_id: traceparent_of(spans[e.message_id]) if spans else e.traceparent for e in events}
+        batch = [await self._new_message(e, mapped, traces[e.message_id]) for e in events]
         now = utcnow()
+        started = time.time_ns()
         result = await self._messages.persist_batch(batch, at=now)
+        child_spans("persist", spans, kind=SpanKind.INTERNAL, start_time=started, end_time=time.time_ns())
         metrics.MESSAGES.labels("persisted").inc(len(result.new))
         if spans:
             for replayed, stored in ((False, result.new), (True, result.known)):
@@ -84,14 +89,13 @@ class RouterWorker(Worker):
                     spans[m.message_id].set_attributes(
                         {"chat4all.sequence_number": m.sequence_number, "chat4all.replayed": replayed}
                     )
-        traces = {e.message_id: trace_id_of(e.traceparent) for e in events}
         for m in result.new:
             log.debug(
                 "message persisted",
                 message_id=m.message_id,
                 conversation_id=m.conversation_id,
                 sequence_number=m.sequence_number,
-                trace_id=traces.get(m.message_id),
+                trace_id=trace_id_of(traces.get(m.message_id)),
             )
         if result.known:
             known_ids = [m.message_id for m in result.known]
@@ -103,7 +107,9 @@ class RouterWorker(Worker):
         ):
             self._on_external()
         # a replayed message is pushed again: a crash may have come between commit and push
+        started = time.time_ns()
         await self._push_to_sockets([*result.known, *result.new], targets)
+        child_spans("push", spans, kind=SpanKind.PRODUCER, start_time=started, end_time=time.time_ns())
         await self._deliveries.announce(
             [
                 (
@@ -114,7 +120,10 @@ class RouterWorker(Worker):
                     ],
                 )
                 for m in result.new
-            ]
+            ],
+            traceparents={
+                (m.message_id, u, c): traces[m.message_id] for m in result.new for u, c in targets[m.message_id]
+            },
         )
 
     async def _decode(self, records: Sequence[LogRecord]) -> list[MessageEvent]:
@@ -131,7 +140,7 @@ class RouterWorker(Worker):
             await self._log.append_many(f"{MessageEvent.topic}.dlq", dead)
         return events
 
-    async def _new_message(self, e: MessageEvent, mapped: dict[str, list[str]]) -> NewMessage:
+    async def _new_message(self, e: MessageEvent, mapped: dict[str, list[str]], traceparent: str | None) -> NewMessage:
         return NewMessage(
             message_id=e.message_id,
             conversation_id=e.conversation_id,
@@ -142,6 +151,7 @@ class RouterWorker(Worker):
             metadata=e.metadata,
             created_at=e.accepted_at,
             targets=await self._targets(e, mapped),
+            traceparent=traceparent,
         )
 
     async def _targets(self, e: MessageEvent, mapped: dict[str, list[str]]) -> list[tuple[str, str]]:

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from opentelemetry.trace import SpanKind, StatusCode
+
 from chat4all.domain.ids import utcnow
 from chat4all.domain.webhooks import (
     EVENT_ID_HEADER,
@@ -27,6 +29,7 @@ from chat4all.domain.webhooks import (
 )
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
+from chat4all.observability.tracing import end_span, start_span, traceparent_of
 from chat4all.ports import (
     Attempt,
     CallbackTransport,
@@ -136,11 +139,36 @@ class WebhookDispatcher(ClaimLoop):
             EVENT_TYPE_HEADER: callback.type,
             ATTEMPT_HEADER: str(number),
         }
+        # with tracing on, a CLIENT span in the trace of the event it reports (kept in the outbox
+        # row); the receiver gets it as its traceparent, so its own spans can join too
+        span = start_span(
+            f"webhook {callback.type}",
+            parent=callback.traceparent,
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": "POST",
+                "chat4all.webhook_id": callback.webhook_id,
+                "chat4all.event_id": callback.event_id,
+                "chat4all.attempt": number,
+            },
+        )
+        if span is not None:
+            headers["traceparent"] = traceparent_of(span)
         at = utcnow()
         started = time.perf_counter()
-        status_code, error = await self._transport.post(
-            webhook.url, body=callback.body, headers=headers, timeout_s=self._rules.timeout_s
-        )
+        try:
+            status_code, error = await self._transport.post(
+                webhook.url, body=callback.body, headers=headers, timeout_s=self._rules.timeout_s
+            )
+        except BaseException as exc:
+            end_span(span, exc)
+            raise
+        if span is not None:
+            if status_code:
+                span.set_attribute("http.response.status_code", status_code)
+            if error or not (status_code and 200 <= status_code < 300):
+                span.set_status(StatusCode.ERROR, error or f"HTTP {status_code}")
+        end_span(span)
         latency = time.perf_counter() - started
         metrics.WEBHOOK_LATENCY.observe(latency)
         metrics.WEBHOOK_ATTEMPTS.labels(f"{status_code // 100}xx" if status_code else "error").inc()

@@ -105,7 +105,7 @@ class SqlDeliveryQueue:
                     sa.update(d)
                     .where(self._keys_in(keys), *due)
                     .values(claimed_by=claimer, next_attempt_at=now + timedelta(seconds=lease_s))
-                    .returning(d.c.message_id, d.c.username, d.c.channel, d.c.attempts)
+                    .returning(d.c.message_id, d.c.username, d.c.channel, d.c.attempts, d.c.traceparent)
                 )
             ).all()
             if not claimed:
@@ -116,7 +116,10 @@ class SqlDeliveryQueue:
             by_id = {m.message_id: m for m in map(_message, rows)}
         found = [
             ClaimedDelivery(
-                key=DeliveryKey(r.message_id, r.username, r.channel), message=by_id[r.message_id], attempts=r.attempts
+                key=DeliveryKey(r.message_id, r.username, r.channel),
+                message=by_id[r.message_id],
+                attempts=r.attempts,
+                traceparent=r.traceparent,
             )
             for r in claimed
             if r.message_id in by_id

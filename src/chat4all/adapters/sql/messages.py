@@ -104,6 +104,7 @@ class SqlMessageStore:
                         "updated_at": at,
                         # an external channel's delivery is pending for the connector dispatcher
                         "next_attempt_at": None if channel == INTERNAL else at,
+                        "traceparent": m.traceparent,
                     }
                 )
                 history_rows.append(

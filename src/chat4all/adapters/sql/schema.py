@@ -134,6 +134,8 @@ deliveries = sa.Table(
     sa.Column("next_attempt_at", UTCDateTime, nullable=True),
     # the connector dispatcher holding it (its lease ends at next_attempt_at)
     sa.Column("claimed_by", sa.String(100), nullable=True),
+    # the router's span for the message (W3C traceparent): the connector send joins its trace
+    sa.Column("traceparent", sa.String(55), nullable=True),
     # only pending external deliveries have next_attempt_at: a small index, untouched by internal ones
     sa.Index(
         "ix_deliveries_dispatch",
@@ -258,6 +260,8 @@ webhook_outbox = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime, nullable=True),
+    # the trace of the status change it reports (W3C traceparent): the callback joins it
+    sa.Column("traceparent", sa.String(55), nullable=True),
     sa.UniqueConstraint("webhook_id", "event_id"),
     sa.Index("ix_webhook_outbox_due", "state", "next_attempt_at"),
     sa.Index("ix_webhook_outbox_subject", "webhook_id", "subject_id", "state", "id"),

@@ -30,7 +30,9 @@ PENDING = DeliveryState.PENDING.value
 _KEYS_PER_QUERY = 500
 
 o = webhook_outbox
-_CLAIMED_COLUMNS = (o.c.id, o.c.webhook_id, o.c.owner, o.c.event_id, o.c.type, o.c.subject_id, o.c.body, o.c.attempts)
+_CLAIMED_COLUMNS = (
+    o.c.id, o.c.webhook_id, o.c.owner, o.c.event_id, o.c.type, o.c.subject_id, o.c.body, o.c.attempts, o.c.traceparent,
+)
 
 
 class SqlWebhookOutbox:
@@ -53,6 +55,7 @@ class SqlWebhookOutbox:
                 "attempts": 0,
                 "next_attempt_at": now,
                 "created_at": now,
+                "traceparent": c.traceparent,
             }
             for c in callbacks
         ]
