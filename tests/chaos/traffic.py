@@ -171,15 +171,21 @@ class Inbox:
 
 
 def longest_outage(attempts: list[Attempt]) -> float:
-    """The longest a client kept failing: per conversation (whose sends are sequential), from
-    the start of the first failed attempt of a run to the end of the attempt that succeeded."""
+    """The longest run of failed sends one client saw: per conversation (whose sends are
+    sequential), from the start of the first failed attempt of a run to the end of its last
+    failed attempt. A refusal answered at once and retried on the other node is a run of ~0 s;
+    how long the successful retry then took shows in the accept latencies, not here."""
     worst = 0.0
-    failing_since: dict[int, float] = {}
+    run: dict[int, tuple[float, float]] = {}  # conversation → (first failure started, last failure ended)
     for a in sorted(attempts, key=lambda a: a.started):
         if not a.ok:
-            failing_since.setdefault(a.conversation, a.started)
-        elif a.conversation in failing_since:
-            worst = max(worst, a.ended - failing_since.pop(a.conversation))
+            first, _ = run.get(a.conversation, (a.started, a.ended))
+            run[a.conversation] = (first, a.ended)
+        elif a.conversation in run:
+            first, last = run.pop(a.conversation)
+            worst = max(worst, last - first)
+    for first, last in run.values():  # a run the phase ended in
+        worst = max(worst, last - first)
     return worst
 
 
