@@ -2,7 +2,8 @@
 SIGKILLed in turn under steady traffic.
 
 One stack (``scripts/services.sh up --ha``: Kafka ×3, PostgreSQL ×3 under Patroni, Redis +
-Sentinel ×3, etcd ×3; Chat4All: 2 API nodes, 2 routers, 2 webhook workers) carries ~200 sends/s
+Sentinel ×3, etcd ×3; Chat4All: 2 API nodes behind the nginx gateway, 2 routers, 2 webhook
+workers) carries ~200 sends/s through the gateway
 over 50 conversations, recipients on WebSockets that ack, and a webhook receiver registered by
 10 of the senders. Each test kills one process (the member that leads: the Kafka broker leading
 the most partitions, the PostgreSQL primary's whole node, the Redis master, the etcd leader; an
@@ -38,6 +39,7 @@ from chat4all.client import Chat4AllClient
 from tests.chaos.cluster import ROOT, Chat4All, Engines, clean_up, create_database, ha_env, ready, run_env, services
 from tests.chaos.traffic import Conversation, Inbox, Senders, longest_outage, p99, p99_recovery
 from tests.conftest import PASSWORD, server_missing, wait_until
+from tests.e2e.gateway import Gateway
 from tests.webhook_receiver import Receiver, running_receiver
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600), pytest.mark.asyncio(loop_scope="module")]
@@ -60,6 +62,7 @@ class Run:
     receiver: Receiver
     session: aiohttp.ClientSession
     namespace: str
+    gateway: str  # the URL clients use
     webhook_senders: set[str] = field(default_factory=set)
 
 
@@ -75,6 +78,7 @@ async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
     app_env, database, namespace = run_env(env, tmp)
     await create_database(env["CHAT4ALL_HA_POSTGRES_ADMIN_URL"], database)
     app = Chat4All(tmp, {**app_env, "CHAT4ALL_BCRYPT_ROUNDS": "4", "CHAT4ALL_ACCESS_LOG": "false"})
+    gateway: Gateway | None = None
     try:
         await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "chat4all", "migrate"], env={**os.environ, **app_env}, check=True
@@ -84,8 +88,13 @@ async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
             app.add("router", f"router-{i}")
             app.add("webhooks", f"webhooks-{i}")
         await app.start(*app.processes)
-        async with running_receiver() as receiver, aiohttp.ClientSession() as session:
-            r = await _users_and_conversations(app, engines, receiver, session, app_env["CHAT4ALL_DATABASE_URL"], namespace)
+        gateway = Gateway(tmp / "gateway", [f"127.0.0.1:{p.port}" for p in app.apis], jwt_secret=app_env["CHAT4ALL_JWT_SECRET"])
+        await gateway.start()
+        connector = aiohttp.TCPConnector(ssl=gateway.trust(), limit=0)
+        async with running_receiver() as receiver, aiohttp.ClientSession(connector=connector) as session:
+            r = await _users_and_conversations(
+                app, engines, receiver, session, app_env["CHAT4ALL_DATABASE_URL"], namespace, gateway.url
+            )
             try:
                 yield r
             finally:
@@ -94,6 +103,8 @@ async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
                 RESULTS.parent.mkdir(parents=True, exist_ok=True)
                 RESULTS.write_text(json.dumps(results, indent=2))
     finally:
+        if gateway is not None:
+            gateway.stop()
         app.stop()
         await clean_up(env, database, namespace)
         if was_up:  # whatever a failed test left dead comes back for the next run
@@ -103,8 +114,12 @@ async def run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run]:
 
 
 async def _users_and_conversations(
-    app: Chat4All, engines: Engines, receiver: Receiver, session: aiohttp.ClientSession, db_url: str, namespace: str
+    app: Chat4All, engines: Engines, receiver: Receiver, session: aiohttp.ClientSession, db_url: str, namespace: str,
+    gateway: str,
 ) -> Run:
+    """Users, conversations and webhooks are made on the nodes directly (the gateway's stricter
+    /v1/auth/* limit is per address: it is not what this suite measures); traffic and sockets
+    go through the gateway."""
     conversations: list[Conversation] = []
     inboxes: list[Inbox] = []
     webhook_senders: set[str] = set()
@@ -122,12 +137,12 @@ async def _users_and_conversations(
                     webhook_senders.add(sender)
                 assert s.access_token is not None
                 conversations.append(Conversation(conv["conversation_id"], s.access_token, recipient))
-                inboxes.append(Inbox(app.api_urls, recipient, tokens["access_token"], i))
+                inboxes.append(Inbox([gateway], recipient, tokens["access_token"], i))
     for inbox in inboxes:
         inbox.start(session)
     await wait_until(_all(inboxes), timeout=30, what="every recipient's socket")
     dsn = db_url.replace("postgresql+asyncpg", "postgresql")
-    return Run(engines, app, dsn, conversations, inboxes, receiver, session, namespace, webhook_senders)
+    return Run(engines, app, dsn, conversations, inboxes, receiver, session, namespace, gateway, webhook_senders)
 
 
 def _all(inboxes: list[Inbox]) -> Callable[[], Awaitable[bool]]:
@@ -140,7 +155,7 @@ def _all(inboxes: list[Inbox]) -> Callable[[], Awaitable[bool]]:
 async def _phase(run: Run, name: str, kill: Callable[[], Awaitable[Any]], recover: Callable[[], Awaitable[Any]],
                  *, target_s: float) -> dict[str, Any]:
     """Traffic; the kill after BEFORE_S; traffic for AFTER_S more; the member back; then counts."""
-    senders = Senders(run.app.api_urls, run.conversations, rate=RATE)
+    senders = Senders([run.gateway], run.conversations, rate=RATE)
     before = {c.conversation_id: len(c.accepted) for c in run.conversations}
     traffic = asyncio.create_task(senders.run(run.session, BEFORE_S + AFTER_S))
     await asyncio.sleep(BEFORE_S)
@@ -306,12 +321,9 @@ async def _read_history(run: Run, answers: Counter[str], stop: asyncio.Event) ->
     """R11.4: history keeps being read while the primary is gone (served by a replica)."""
     c = run.conversations[0]
     headers = {"authorization": f"Bearer {c.sender_token}"}
-    n = 0
     while not stop.is_set():
-        url = run.app.api_urls[n % len(run.app.api_urls)]
-        n += 1
         try:
-            async with run.session.get(f"{url}/v1/conversations/{c.conversation_id}/messages?limit=5", headers=headers,
+            async with run.session.get(f"{run.gateway}/v1/conversations/{c.conversation_id}/messages?limit=5", headers=headers,
                                        timeout=aiohttp.ClientTimeout(total=10)) as r:
                 await r.read()
                 answers[str(r.status)] += 1

@@ -3,12 +3,13 @@
 Senders: one loop per conversation, a message every ``period`` seconds on a fixed schedule
 (latency counts from the scheduled time, so a stall shows). Within a conversation the next
 message waits until the previous one is accepted — the order a chat app keeps — and a send that
-fails (connection error, timeout, 5xx) is retried with the same message_id against the next API
-node, so the platform's dedup is what keeps it single. Every attempt is recorded with its
+fails (connection error, timeout, 5xx) is retried with the same message_id (also its
+Idempotency-Key, so the gateway may retry it on another node), and the platform's dedup is what
+keeps it single. Every attempt is recorded with its
 outcome, which gives the client-visible outage.
 
-Recipients: one WebSocket each, to an API node in turn; every message frame is acked (again if
-it comes again), and a socket that drops reconnects to the next node and gets its catch-up.
+Recipients: one WebSocket each; every message frame is acked (again if it comes again), and a
+socket that drops reconnects and gets its catch-up.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ class Senders:
         body = orjson.dumps(
             {"message_id": message_id, "conversation_id": c.conversation_id, "payload": {"type": "text", "text": message_id}}
         )
-        headers = {"authorization": f"Bearer {c.sender_token}", "content-type": "application/json"}
+        # the key lets the gateway retry the send on the other node: the retry is a duplicate, never a second message
+        headers = {"authorization": f"Bearer {c.sender_token}", "content-type": "application/json", "idempotency-key": message_id}
         deadline = time.monotonic() + 90
         attempt = 0
         while time.monotonic() < deadline:
