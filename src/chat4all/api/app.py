@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from chat4all import __version__
@@ -15,7 +16,7 @@ from chat4all.adapters.localfs import LocalBlobStore
 from chat4all.api import ws
 from chat4all.api.errors import install_error_handlers
 from chat4all.api.fast_send import SendFastPath
-from chat4all.api.middleware import BodyLimit, RequestContext
+from chat4all.api.middleware import BodyLimit, JsonBody, RequestContext
 from chat4all.api.routes import auth, blobs, conversations, files, health, messages, presence, users, webhooks
 from chat4all.api.routes import connectors
 from chat4all.api.schemas import PasswordGrant, RefreshGrant
@@ -73,7 +74,18 @@ def create_app(
             app.include_router(blobs.router)
     if role in (Role.ALL, Role.API):
         app.add_middleware(SendFastPath)  # innermost: inside the body limit and the trace context
+    app.add_middleware(JsonBody, form_paths=frozenset({"/v1/auth/token"}), exempt_prefixes=(f"{BLOB_URL_PREFIX}/",))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt_prefixes=(f"{BLOB_URL_PREFIX}/",))
+    if settings.cors_origin_list:  # browsers on these origins may call the API (tokens, not cookies)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "traceparent"],
+            expose_headers=["x-trace-id", "Retry-After", "Location"],
+            max_age=600,
+        )
     app.add_middleware(RequestContext, access_log=settings.access_log)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from chat4all.api.responses import JSON
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from chat4all.api.schemas import ErrorResponse
 from chat4all.domain import errors as e
@@ -76,6 +77,20 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (Starlette's own Allow names only the first
+    route that matched the path, while GET and POST /v1/webhooks are two routes)."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(e.Chat4AllError)
     async def _domain(_: Request, exc: e.Chat4AllError) -> JSON:
@@ -89,12 +104,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "validation_error", "the request does not match the schema", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSON:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSON:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 404:
             message = "no such resource"
-        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            message = f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
+        return error_response(exc.status_code, code, message, {"allowed": allowed} if exc.status_code == 405 else None, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSON:
@@ -111,6 +131,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found, or not visible to you",
         409: "Conflict",
         413: "Too large",
+        415: "The body is not JSON",
         422: "Validation error",
         503: "A dependency is unavailable",
     }

@@ -52,6 +52,17 @@ class RefreshGrant(Strict):
     refresh_token: str = Field(min_length=1, max_length=4096)
 
 
+class LogoutRequest(Strict):
+    refresh_token: str | None = Field(
+        None, min_length=1, max_length=4096, description="also (or instead of the access token) ends this token's session"
+    )
+
+
+class ChangePassword(Strict):
+    current_password: str = Field(min_length=1, max_length=128)
+    new_password: Password = Field(examples=["a much better passphrase"])
+
+
 class TokenResponse(BaseModel):
     access_token: str
     refresh_token: str

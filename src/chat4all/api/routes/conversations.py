@@ -10,6 +10,7 @@ from chat4all.api.deps import CurrentUser, ServicesDep
 from chat4all.api.errors import responses
 from chat4all.api.schemas import ConversationList, ConversationOut, CreateConversation, MessageList, MessageOut
 from chat4all.domain.frames import message_view
+from chat4all.domain.ids import MAX_INT64
 from chat4all.domain.models import Conversation, ConversationType
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -58,7 +59,9 @@ async def messages(
     conversation_id: str,
     user: CurrentUser,
     services: ServicesDep,
-    since: Annotated[int, Query(ge=0, description="return messages with sequence_number > since")] = 0,
+    since: Annotated[
+        int, Query(ge=0, le=MAX_INT64, description="return messages with sequence_number > since")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> MessageList:
     page = await services.messages.history(conversation_id, viewer=user, since=since, limit=limit)

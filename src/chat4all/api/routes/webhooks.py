@@ -83,7 +83,9 @@ async def deliveries(
     user: CurrentUser,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=32)] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,19}$", description="next_cursor of the previous page")
+    ] = None,
 ) -> WebhookDeliveryList:
     """The callbacks sent (or to be sent) to this webhook, newest first, each with every attempt:
     status code, latency and error."""
