@@ -140,12 +140,51 @@ async def test_a_body_that_is_not_json_is_415_on_every_route(
     assert form.status_code == 200, form.text
 
 
+async def test_ids_of_another_shape_are_404_and_the_document_says_ids_are_uuids(pair, http: httpx.AsyncClient) -> None:
+    alice, _, _ = pair
+    for path in ("/v1/messages/not-a-uuid", "/v1/files/x/upload", "/v1/conversations/1/messages"):
+        assert_error(await http.get(path, headers=_auth(alice)), 404, "not_found")
+    error = assert_error(
+        await http.post("/v1/messages/ack", json={"message_ids": ["not-a-uuid"], "status": "read"}, headers=_auth(alice)),
+        422,
+        "validation_error",
+    )
+    _named(error, 0)
+    doc = (await http.get("/openapi.json")).json()
+    parameter = doc["paths"]["/v1/files/{file_id}"]["get"]["parameters"][0]
+    assert parameter["schema"]["format"] == "uuid" and parameter["schema"]["pattern"].startswith("^[0-9a-fA-F]{8}-")
+
+
+async def test_the_document_states_the_enforced_rules(http: httpx.AsyncClient, server: RunningServer) -> None:
+    doc = (await http.get("/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    channels = next(o for o in schemas["SendMessage"]["properties"]["channels"]["anyOf"] if o.get("type") == "array")
+    assert {"internal", "all", "telegram", "whatsapp", "instagram", "messenger"} <= set(channels["items"]["enum"])
+    channel_param = doc["paths"]["/v1/users/me/channels/{channel}"]["put"]["parameters"][0]["schema"]
+    assert "internal" not in channel_param["enum"] and "telegram" in channel_param["enum"]
+    assert schemas["CompleteUpload"]["properties"]["sha256"]["pattern"] == "^[0-9a-fA-F]{64}$"
+    assert schemas["InitiateUpload"]["properties"]["size"]["maximum"] == server.runtime.settings.max_file_bytes
+    assert schemas["TextPayload"]["properties"]["text"]["maxLength"] == server.runtime.settings.max_text_chars
+    since = next(p for p in doc["paths"]["/v1/conversations/{conversation_id}/messages"]["get"]["parameters"] if p["name"] == "since")
+    assert since["schema"]["maximum"] == 2**63 - 1
+    for path in ("/v1/auth/logout", "/v1/auth/password"):
+        assert path in doc["paths"]
+    links = doc["paths"]["/v1/conversations"]["post"]["responses"]["201"]["links"]
+    assert links["SendMessage"]["requestBody"]["conversation_id"] == "$response.body#/conversation_id"
+    assert "415" in doc["paths"]["/v1/messages"]["post"]["responses"]
+
+
 async def test_405_lists_every_allowed_method(http: httpx.AsyncClient) -> None:
     for method, path, allowed in (
         ("DELETE", "/v1/webhooks", {"GET", "POST"}),
         ("PUT", "/v1/conversations", {"GET", "POST"}),
         ("GET", "/v1/messages", {"POST"}),
         ("POST", "/v1/users/me/channels/telegram", {"PUT", "DELETE"}),
+        # GET /v1/files/{file_id} has the shape of this path, but "complete" is no file id
+        ("OPTIONS", "/v1/files/complete", {"POST"}),
+        ("GET", "/v1/files/complete", {"POST"}),
+        ("GET", "/v1/messages/ack", {"POST"}),
+        ("DELETE", f"/v1/files/{'0' * 8}-0000-4000-8000-{'0' * 12}", {"GET"}),
     ):
         response = await http.request(method, path)
         error = assert_error(response, 405, "method_not_allowed")

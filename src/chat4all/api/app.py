@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.utils import get_openapi
 
 from chat4all import __version__
 from chat4all.adapters.localfs import URL_PREFIX as BLOB_URL_PREFIX
@@ -17,9 +15,9 @@ from chat4all.api import ws
 from chat4all.api.errors import install_error_handlers
 from chat4all.api.fast_send import SendFastPath
 from chat4all.api.middleware import BodyLimit, JsonBody, RequestContext
+from chat4all.api.openapi import build_openapi
 from chat4all.api.routes import auth, blobs, conversations, files, health, messages, presence, users, webhooks
 from chat4all.api.routes import connectors
-from chat4all.api.schemas import PasswordGrant, RefreshGrant
 from chat4all.config import Settings
 from chat4all.observability import heap
 from chat4all.runtime import Role, Runtime, build_runtime
@@ -87,26 +85,5 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(RequestContext, access_log=settings.access_log)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    # FastAPI documents its own validation error shape; ours replaces it (api/errors.py)
-    error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
-    for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
-            invalid = operation.get("responses", {}).get("422")
-            if invalid is not None:
-                invalid["content"] = {"application/json": {"schema": error_ref}}
-    components.pop("HTTPValidationError", None)
-    components.pop("ValidationError", None)
-    # the token endpoint parses its body by content type itself; publish the two grant shapes
-    for model in (PasswordGrant, RefreshGrant):
-        components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    app.openapi_schema = schema
-    return schema

@@ -6,6 +6,7 @@ unexpected (a 500 that says nothing internal and is logged with its trace_id).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,7 +15,7 @@ from chat4all.api.responses import JSON
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from chat4all.api.schemas import ErrorResponse
+from chat4all.api.schemas import UUID_PATTERN, ErrorResponse
 from chat4all.domain import errors as e
 from chat4all.observability.logging import get_logger
 from chat4all.observability.tracing import current_trace_id
@@ -77,18 +78,42 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
+_UUID_SEGMENT = UUID_PATTERN.strip("^$")
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route takes at this path (Starlette's own Allow names only the first
-    route that matched the path, while GET and POST /v1/webhooks are two routes)."""
+    route that matched the path, while GET and POST /v1/webhooks are two routes). Documented
+    paths answer from the OpenAPI document, where ids are UUIDs: ``GET /v1/files/{file_id}``
+    has the shape of ``/v1/files/complete``, but "complete" is no file id."""
+    path = request.url.path
+    documented = [
+        method for template, methods in _documented_paths(request.app) for method in methods if template.match(path)
+    ]
+    if documented:
+        return sorted(set(documented))
     allowed = []
     for method in _METHODS:
         scope = {**request.scope, "method": method}
         if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
             allowed.append(method)
     return allowed
+
+
+def _documented_paths(app: Any) -> list[tuple[re.Pattern[str], list[str]]]:
+    cached = getattr(app.state, "documented_paths", None)
+    if cached is None:
+        cached = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            regex = re.sub(
+                r"\\\{(\w+)\\\}",
+                lambda m: _UUID_SEGMENT if m.group(1).endswith("_id") else "[^/]+",
+                re.escape(template),
+            )
+            cached.append((re.compile(f"^{regex}$"), [m.upper() for m in operations]))
+        app.state.documented_paths = cached
+    return cached
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -49,12 +49,12 @@ async def list_mine(
     return ConversationList(items=[_out(c) for c in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{conversation_id}", response_model=ConversationOut, responses=responses(401, 404))
+@router.get("/{conversation_id:id}", response_model=ConversationOut, responses=responses(401, 404))
 async def get(conversation_id: str, user: CurrentUser, services: ServicesDep) -> ConversationOut:
     return _out(await services.conversations.get(conversation_id, viewer=user))
 
 
-@router.get("/{conversation_id}/messages", response_model=MessageList, responses=responses(401, 404, 422))
+@router.get("/{conversation_id:id}/messages", response_model=MessageList, responses=responses(401, 404, 422))
 async def messages(
     conversation_id: str,
     user: CurrentUser,

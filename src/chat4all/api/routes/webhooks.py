@@ -70,14 +70,14 @@ async def list_mine(user: CurrentUser, services: ServicesDep) -> WebhookList:
     return WebhookList(items=[WebhookOut(**_out(w)) for w in await services.webhooks.list_for(user)])
 
 
-@router.delete("/{webhook_id}", status_code=204, responses=responses(401, 404))
+@router.delete("/{webhook_id:id}", status_code=204, responses=responses(401, 404))
 async def delete(webhook_id: str, user: CurrentUser, services: ServicesDep) -> Response:
     """Deletes the webhook: nothing more is sent to it, pending callbacks included."""
     await services.webhooks.delete(user, webhook_id)
     return Response(status_code=204)
 
 
-@router.get("/{webhook_id}/deliveries", response_model=WebhookDeliveryList, responses=responses(401, 404, 422))
+@router.get("/{webhook_id:id}/deliveries", response_model=WebhookDeliveryList, responses=responses(401, 404, 422))
 async def deliveries(
     webhook_id: str,
     user: CurrentUser,
