@@ -25,7 +25,9 @@ from chat4all.runtime import Role, Runtime, build_runtime
 DESCRIPTION = """One API to reach people in-app and on external channels.
 
 Authenticate with `POST /v1/auth/token` (or the **Authorize** button), then send with
-`POST /v1/messages` and receive over the WebSocket `/v1/ws`. Every error has the shape
+`POST /v1/messages` and receive over the WebSocket `/v1/ws` (authenticated by the
+`Authorization` header, the subprotocols `["chat4all.v1", "bearer.<token>"]`, or a first frame
+`{"type":"auth","token":...}`). Every error has the shape
 `{"error": {"code", "message", "details", "trace_id"}}`.
 """
 
