@@ -133,13 +133,15 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         headers = getattr(exc, "headers", None)
+        details = None
         if exc.status_code == 404:
             message = "no such resource"
         if exc.status_code == 405:
             allowed = _allowed_methods(request)
             headers = {**(headers or {}), "Allow": ", ".join(allowed)}
             message = f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
-        return error_response(exc.status_code, code, message, {"allowed": allowed} if exc.status_code == 405 else None, headers=headers)
+            details = {"allowed": allowed}
+        return error_response(exc.status_code, code, message, details, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSON:

@@ -26,7 +26,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from chat4all.domain.errors import Chat4AllError, Unauthenticated
-from chat4all.domain.frames import control_frame
+from chat4all.domain.frames import Frame, control_frame
 from chat4all.observability.logging import get_logger
 from chat4all.runtime import Runtime
 from chat4all.services.auth import AuthService, Session
@@ -183,7 +183,7 @@ async def _read(
             connection.offer(reply)
 
 
-async def _reauthenticate(auth_service: AuthService, auth: _Auth, token: str):  # type: ignore[no-untyped-def]
+async def _reauthenticate(auth_service: AuthService, auth: _Auth, token: str) -> Frame:
     try:
         session = await auth_service.session(token)
     except Chat4AllError as exc:
