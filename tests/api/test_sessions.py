@@ -267,6 +267,12 @@ async def test_websocket_origin_is_checked_against_the_configured_and_own_origin
                 async with bob.websocket(additional_headers=headers) as socket:
                     await socket.ping()
                     assert (await socket.receive())["type"] == "pong"
+            # behind a proxy that forwards the host it was asked for
+            async with bob.websocket(
+                additional_headers={"Origin": "https://chat.example.org", "X-Forwarded-Host": "chat.example.org"}
+            ) as socket:
+                await socket.ping()
+                assert (await socket.receive())["type"] == "pong"
             for origin in ("https://evil.example.net", "null", "https://app.example.com.evil.net"):
                 with pytest.raises(websockets.InvalidStatus) as refused:
                     async with bob.websocket(additional_headers={"Origin": origin}):

@@ -53,16 +53,25 @@ def _handshake_token(websocket: WebSocket) -> str | None:
     return websocket.query_params.get("token")
 
 
-def origin_allowed(origin: str | None, *, host: str, allowed: list[str]) -> bool:
+def origin_allowed(origin: str | None, *, hosts: list[str], allowed: list[str]) -> bool:
     """No Origin: not a browser, nothing to protect against. Else the server's own origin (the
-    same host as the request's, whatever the scheme a proxy terminated) or a configured one."""
+    host the request was sent to, ``Host`` or a proxy's ``X-Forwarded-Host``, which a browser
+    cannot set; whatever the scheme a proxy terminated) or a configured one."""
     if origin is None:
         return True
     origin = origin.strip().rstrip("/").lower()
     if origin in allowed:
         return True
     scheme, sep, netloc = origin.partition("://")
-    return bool(sep) and scheme in ("http", "https") and netloc == host.strip().lower()
+    own = {h.strip().lower() for header in hosts for h in header.split(",") if h.strip()}
+    return bool(sep) and scheme in ("http", "https") and netloc in own
+
+
+def _own_hosts(websocket: WebSocket, public_base_url: str | None) -> list[str]:
+    hosts = [websocket.headers.get("host", ""), websocket.headers.get("x-forwarded-host", "")]
+    if public_base_url:
+        hosts.append(public_base_url.partition("://")[2].split("/", 1)[0])
+    return hosts
 
 
 class _Auth:
@@ -77,9 +86,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     runtime: Runtime = websocket.app.state.runtime
     settings = runtime.settings
     services = runtime.services
-    if not origin_allowed(
-        websocket.headers.get("origin"), host=websocket.headers.get("host", ""), allowed=settings.cors_origin_list
-    ):
+    hosts = _own_hosts(websocket, settings.public_base_url)
+    if not origin_allowed(websocket.headers.get("origin"), hosts=hosts, allowed=settings.cors_origin_list):
         await websocket.close(code=CLOSE_POLICY)  # before accept: the handshake is answered 403
         return
     offered = websocket.scope.get("subprotocols") or ()
