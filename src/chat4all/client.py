@@ -21,6 +21,9 @@ import orjson
 import websockets
 
 
+WS_SUBPROTOCOL = "chat4all.v1"
+
+
 class ApiError(Exception):
     """An error answer of the API, in the contract's shape."""
 
@@ -75,6 +78,18 @@ class Chat4AllClient:
     async def refresh(self, refresh_token: str | None = None) -> dict[str, Any]:
         body = {"grant_type": "refresh_token", "refresh_token": refresh_token or self.refresh_token}
         tokens = await self.request("POST", "/v1/auth/token", json=body)
+        self._keep(tokens)
+        return tokens
+
+    async def logout(self) -> None:
+        """Ends this client's session (POST /v1/auth/logout)."""
+        body = {"refresh_token": self.refresh_token} if self.refresh_token else None
+        await self.request("POST", "/v1/auth/logout", json=body, expect=(204,))
+
+    async def change_password(self, current_password: str, new_password: str) -> dict[str, Any]:
+        """Ends every session of the user and keeps the new one this answers with."""
+        body = {"current_password": current_password, "new_password": new_password}
+        tokens = await self.request("POST", "/v1/auth/password", json=body)
         self._keep(tokens)
         return tokens
 
@@ -177,15 +192,26 @@ class Chat4AllClient:
     # websocket -------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def websocket(self) -> AsyncIterator[Socket]:
+    async def websocket(self, *, auth: str = "subprotocol", **connect_kwargs: Any) -> AsyncIterator[Socket]:
+        """The socket /v1/ws, authenticated by the ``Sec-WebSocket-Protocol`` header
+        (``auth="subprotocol"``, as a browser would) or by a first ``auth`` frame
+        (``auth="frame"``); the token never goes into the URL, where logs and proxies see it."""
         url = self.base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/v1/ws"
-        options: dict[str, Any] = {}
+        if auth == "subprotocol":
+            subprotocols = [WS_SUBPROTOCOL, f"bearer.{self.access_token}"]
+        elif auth == "frame":
+            subprotocols = [WS_SUBPROTOCOL]
+        else:
+            raise ValueError(f"auth must be 'subprotocol' or 'frame', not {auth!r}")
         if url.startswith("wss://"):
-            options["ssl"] = _ssl_context(self._verify)
+            connect_kwargs.setdefault("ssl", _ssl_context(self._verify))
         async with websockets.connect(
-            url, additional_headers={"Authorization": f"Bearer {self.access_token}"}, max_size=2**22, **options
+            url, subprotocols=subprotocols, max_size=2**22, **connect_kwargs  # type: ignore[arg-type]
         ) as ws:
-            yield Socket(ws)
+            socket = Socket(ws)
+            if auth == "frame":
+                await socket.send({"type": "auth", "token": self.access_token})
+            yield socket
 
 
 class Socket:

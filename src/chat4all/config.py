@@ -59,6 +59,18 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = Field(3600, gt=0)
     refresh_token_ttl_s: int = Field(30 * 24 * 3600, gt=0)
     bcrypt_rounds: int = Field(12, ge=4, le=16)
+    # a revoked session (logout, refresh-token reuse, password change) stops working within this
+    # many seconds on every node: how long a process trusts its last look at a session's state
+    auth_revocation_check_s: float = Field(2.0, gt=0, le=60)
+    # a spent refresh token presented again this soon returns the same new pair (a client's retry)
+    # instead of revoking the session
+    auth_refresh_reuse_grace_s: float = Field(10.0, ge=0, le=300)
+    # a socket that brings no token in its handshake must send {"type":"auth","token":...} this soon
+    ws_auth_timeout_s: float = Field(5.0, gt=0, le=60)
+
+    # browsers: origins (scheme://host[:port], comma-separated) allowed to call the REST API with
+    # CORS and to open WebSockets; the server's own origin is always allowed for WebSockets
+    cors_origins: str = ""
 
     # messaging
     max_text_chars: int = Field(10_000, gt=0)
@@ -117,6 +129,21 @@ class Settings(BaseSettings):
     connectors_claim_ttl_s: float = Field(60.0, gt=0)  # a delivery held by a dispatcher that died is retried after this
     # the simulated WhatsApp, Instagram and Messenger, configured at start if they are not; default: SQLite only
     connectors_simulated: bool | None = None
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, v: str) -> str:
+        for origin in (o.strip() for o in v.split(",") if o.strip()):
+            if origin == "*" or not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+                raise ValueError(
+                    f"{origin!r} is not an origin: give scheme://host[:port] for each (credentials are "
+                    "allowed, so '*' is not)"
+                )
+        return v
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/").lower() for o in self.cors_origins.split(",") if o.strip()]
 
     @field_validator("log_level")
     @classmethod

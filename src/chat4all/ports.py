@@ -43,9 +43,18 @@ class MetadataStore(Protocol):
     ) -> None: ...
 
     async def spend_refresh_token(self, token_id: str) -> "RefreshSpend":
-        """Marks the token used, exactly once; says what it found."""
+        """Marks the token used, exactly once, at the current time; says what it found and
+        when the token was spent (``used_at``: now for ``ok``, the first spend for ``reused``)."""
 
     async def revoke_refresh_family(self, family_id: str) -> None: ...
+
+    async def refresh_family_revoked(self, family_id: str) -> bool:
+        """Whether the family (a login session) was revoked; an unknown family is not."""
+
+    async def revoke_user_refresh_families(self, username: str) -> None:
+        """Revokes every family of the user (a password change)."""
+
+    async def set_password_hash(self, username: str, password_hash: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,7 @@ class RefreshSpend:
     outcome: str  # "ok" | "reused" | "unknown" | "revoked"
     username: str | None = None
     family_id: str | None = None
+    used_at: datetime | None = None
 
 
 class ConversationStore(Protocol):

@@ -176,6 +176,8 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
             access_ttl_s=settings.access_token_ttl_s,
             refresh_ttl_s=settings.refresh_token_ttl_s,
             bcrypt_rounds=settings.bcrypt_rounds,
+            revocation_check_s=settings.auth_revocation_check_s,
+            refresh_reuse_grace_s=settings.auth_refresh_reuse_grace_s,
         ),
         users=UserService(metadata=metadata, supported_channels=connectors.external_channels),
         conversations=conversations,

@@ -6,7 +6,15 @@ import httpx
 import pytest
 
 from chat4all.client import ApiError, Chat4AllClient
+from chat4all.config import Settings
 from tests.conftest import PASSWORD
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # no grace window: a spent refresh token presented again revokes at once (the window itself
+    # is tested in test_sessions.py)
+    return settings.model_copy(update={"auth_refresh_reuse_grace_s": 0})
 
 
 async def test_register_returns_the_user_and_a_taken_name_is_409(anonymous: Chat4AllClient) -> None:

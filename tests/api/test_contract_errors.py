@@ -46,7 +46,7 @@ async def test_missing_fields_wrong_types_and_extras_are_422(http: httpx.AsyncCl
 async def test_token_grant_validation(http: httpx.AsyncClient) -> None:
     assert_error(await http.post("/v1/auth/token", json={"grant_type": "magic"}), 422, "validation_error")
     assert_error(await http.post("/v1/auth/token", json={"grant_type": "refresh_token"}), 422, "validation_error")
-    assert_error(await http.post("/v1/auth/token", content=b"x", headers={"content-type": "text/plain"}), 422, "unsupported_media_type")
+    assert_error(await http.post("/v1/auth/token", content=b"x", headers={"content-type": "text/plain"}), 415, "unsupported_media_type")
 
 
 async def test_unknown_routes_and_methods(http: httpx.AsyncClient) -> None:

@@ -98,4 +98,4 @@ async def test_a_body_that_is_not_declared_json_is_left_to_the_route(
             "/v1/messages", content=body, headers={"Authorization": f"Bearer {alice.access_token}", "content-type": "text/plain"}
         )
 
-    assert_error(response, 422, "validation_error")
+    assert_error(response, 415, "unsupported_media_type")  # issue 14: not JSON is 415 on every route

@@ -171,3 +171,49 @@ async def test_concurrent_spends_of_one_token_succeed_exactly_once(metadata_stor
     outcomes = await asyncio.gather(*(metadata_store.spend_refresh_token(TOKEN_1) for _ in range(8)))
 
     assert sorted(o.outcome for o in outcomes) == ["ok"] + ["reused"] * 7
+
+
+async def test_a_spend_records_when_and_a_reuse_reports_the_first_spend(metadata_store: MetadataStore) -> None:
+    await _add(metadata_store, TOKEN_1, FAMILY_A)
+    before = datetime.now(UTC)
+
+    first = await metadata_store.spend_refresh_token(TOKEN_1)
+    again = await metadata_store.spend_refresh_token(TOKEN_1)
+
+    assert first.used_at is not None and before - timedelta(seconds=1) <= first.used_at <= datetime.now(UTC)
+    assert again.used_at is not None and abs((again.used_at - first.used_at).total_seconds()) < 1e-3
+
+
+async def test_a_family_reads_revoked_once_revoked_and_an_unknown_one_does_not(metadata_store: MetadataStore) -> None:
+    await _add(metadata_store, TOKEN_1, FAMILY_A)
+    await _add(metadata_store, TOKEN_2, FAMILY_B, username="bob")
+    assert not await metadata_store.refresh_family_revoked(FAMILY_A)
+    assert not await metadata_store.refresh_family_revoked("cccccccc-0000-4000-8000-000000000000")
+
+    await metadata_store.revoke_refresh_family(FAMILY_A)
+
+    assert await metadata_store.refresh_family_revoked(FAMILY_A)
+    assert not await metadata_store.refresh_family_revoked(FAMILY_B)
+
+
+async def test_revoking_a_users_families_revokes_all_of_theirs_and_no_one_elses(metadata_store: MetadataStore) -> None:
+    await _add(metadata_store, TOKEN_1, FAMILY_A)
+    await _add(metadata_store, TOKEN_2, "dddddddd-0000-4000-8000-000000000000")
+    await _add(metadata_store, TOKEN_3, FAMILY_B, username="bob")
+
+    await metadata_store.revoke_user_refresh_families("alice")
+
+    assert await metadata_store.refresh_family_revoked(FAMILY_A)
+    assert await metadata_store.refresh_family_revoked("dddddddd-0000-4000-8000-000000000000")
+    assert (await metadata_store.spend_refresh_token(TOKEN_2)).outcome == "revoked"
+    assert not await metadata_store.refresh_family_revoked(FAMILY_B)
+    assert (await metadata_store.spend_refresh_token(TOKEN_3)).outcome == "ok"
+
+
+async def test_a_password_hash_is_replaced(metadata_store: MetadataStore) -> None:
+    await metadata_store.create_user(user("alice"))
+
+    await metadata_store.set_password_hash("alice", "$2b$04$another-hash")
+
+    found = await metadata_store.get_user("alice")
+    assert found is not None and found.password_hash == "$2b$04$another-hash" and found.created_at == T0

@@ -12,6 +12,7 @@ Keys, under ``prefix`` (default ``/chat4all``)::
     channel-index/{channel}/{external_id}   -> username   (who holds an identity)
     refresh/{token_id}                      -> {family_id, username, expires_at, used}, leased
     refresh-family-revoked/{family_id}      -> "1", leased for the refresh-token lifetime
+    refresh-families/{username}/{family_id} -> "1", leased like the family's newest token (password change)
 
 Every check-then-write is one etcd transaction guarded by ``create_revision``/``mod_revision``
 compares, so concurrent writers cannot both win. A missing key compares as revision 0.
@@ -54,6 +55,11 @@ def _b64(text: str) -> str:
 
 def _text(b64: str | None) -> str:
     return base64.b64decode(b64 or "").decode()
+
+
+def _used_at(token: dict[str, Any]) -> datetime | None:
+    """When a spent token was spent (tokens spent before this was recorded: unknown)."""
+    return datetime.fromisoformat(token["used_at"]) if token.get("used_at") else None
 
 
 def _json(value: dict[str, Any]) -> str:
@@ -199,7 +205,13 @@ class EtcdMetadataStore:
             expires_at = expires_at.replace(tzinfo=UTC)
         token = {"family_id": family_id, "username": username, "expires_at": expires_at.isoformat(), "used": False}
         ttl_s = (expires_at - utcnow()).total_seconds()
-        await self._put_leased(self._key("refresh", token_id), _json(token), ttl_s=ttl_s)
+        lease = await self._call("/v3/lease/grant", {"TTL": max(_MIN_LEASE_S, math.ceil(ttl_s))})
+        await self._txn(
+            success=[
+                _put(self._key("refresh", token_id), _json(token), lease=lease["ID"]),
+                _put(self._key("refresh-families", username, family_id), "1", lease=lease["ID"]),
+            ]
+        )
 
     async def spend_refresh_token(self, token_id: str) -> RefreshSpend:
         key = self._key("refresh", token_id)
@@ -211,22 +223,52 @@ class EtcdMetadataStore:
         revoked_key = self._key("refresh-family-revoked", family_id)
         if token["used"]:
             revoked = await self._get(revoked_key)
-            return RefreshSpend("revoked" if revoked else "reused", username, family_id)
+            return RefreshSpend("revoked" if revoked else "reused", username, family_id, _used_at(token))
         # one transaction: still unspent and the family still not revoked -> mark it used
+        now = utcnow()
         spent = await self._txn(
             compare=[_revision_is(key, "MOD", _mod(kv)), _revision_is(revoked_key, "CREATE", 0)],
-            success=[_put(key, _json(token | {"used": True}), ignore_lease=True)],  # keeps the token's lease
+            # keeps the token's lease
+            success=[_put(key, _json(token | {"used": True, "used_at": now.isoformat()}), ignore_lease=True)],
             failure=[_range(key), _range(revoked_key)],
         )
         if spent["succeeded"]:
-            return RefreshSpend("ok", username, family_id)
+            return RefreshSpend("ok", username, family_id, now)
         still_there, revoked_now = (_kvs(r) for r in spent["responses"])
         if not still_there:  # its lease ran out meanwhile
             return RefreshSpend("unknown")
-        return RefreshSpend("revoked" if revoked_now else "reused", username, family_id)
+        token = orjson.loads(_text(still_there[0].get("value")))
+        return RefreshSpend("revoked" if revoked_now else "reused", username, family_id, _used_at(token))
 
     async def revoke_refresh_family(self, family_id: str) -> None:
         await self._put_leased(self._key("refresh-family-revoked", family_id), "1", ttl_s=self._refresh_ttl_s)
+
+    async def refresh_family_revoked(self, family_id: str) -> bool:
+        return await self._get(self._key("refresh-family-revoked", family_id)) is not None
+
+    async def revoke_user_refresh_families(self, username: str) -> None:
+        prefix = self._key("refresh-families", username) + "/"
+        result = await self._call("/v3/kv/range", _keys(prefix, prefix=True) | {"keys_only": True})
+        families = [_text(kv["key"])[len(prefix) :] for kv in result.get("kvs", [])]
+        if not families:
+            return
+        lease = await self._call("/v3/lease/grant", {"TTL": max(_MIN_LEASE_S, self._refresh_ttl_s)})
+        for start in range(0, len(families), _MAX_TXN_OPS):
+            batch = families[start : start + _MAX_TXN_OPS]
+            await self._txn(
+                success=[_put(self._key("refresh-family-revoked", f), "1", lease=lease["ID"]) for f in batch]
+            )
+
+    async def set_password_hash(self, username: str, password_hash: str) -> None:
+        key = self._key("users", username)
+        while True:  # retried only when a concurrent writer changed the user meanwhile
+            kv = await self._get(key)
+            if kv is None:
+                return
+            user = User.model_validate_json(_text(kv.get("value"))).model_copy(update={"password_hash": password_hash})
+            compare = [_revision_is(key, "MOD", _mod(kv))]
+            if (await self._txn(compare=compare, success=[_put(key, user.model_dump_json())]))["succeeded"]:
+                return
 
     # the wire
 

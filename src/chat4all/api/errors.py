@@ -6,14 +6,16 @@ unexpected (a 500 that says nothing internal and is logged with its trace_id).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from chat4all.api.responses import JSON
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from chat4all.api.schemas import ErrorResponse
+from chat4all.api.schemas import UUID_PATTERN, ErrorResponse
 from chat4all.domain import errors as e
 from chat4all.observability.logging import get_logger
 from chat4all.observability.tracing import current_trace_id
@@ -76,6 +78,44 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
+_UUID_SEGMENT = UUID_PATTERN.strip("^$")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (Starlette's own Allow names only the first
+    route that matched the path, while GET and POST /v1/webhooks are two routes). Documented
+    paths answer from the OpenAPI document, where ids are UUIDs: ``GET /v1/files/{file_id}``
+    has the shape of ``/v1/files/complete``, but "complete" is no file id."""
+    path = request.url.path
+    documented = [
+        method for template, methods in _documented_paths(request.app) for method in methods if template.match(path)
+    ]
+    if documented:
+        return sorted(set(documented))
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+def _documented_paths(app: Any) -> list[tuple[re.Pattern[str], list[str]]]:
+    cached = getattr(app.state, "documented_paths", None)
+    if cached is None:
+        cached = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            regex = re.sub(
+                r"\\\{(\w+)\\\}",
+                lambda m: _UUID_SEGMENT if m.group(1).endswith("_id") else "[^/]+",
+                re.escape(template),
+            )
+            cached.append((re.compile(f"^{regex}$"), [m.upper() for m in operations]))
+        app.state.documented_paths = cached
+    return cached
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(e.Chat4AllError)
     async def _domain(_: Request, exc: e.Chat4AllError) -> JSON:
@@ -89,12 +129,19 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "validation_error", "the request does not match the schema", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSON:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSON:
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        headers = getattr(exc, "headers", None)
+        details = None
         if exc.status_code == 404:
             message = "no such resource"
-        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            message = f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
+            details = {"allowed": allowed}
+        return error_response(exc.status_code, code, message, details, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSON:
@@ -111,6 +158,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found, or not visible to you",
         409: "Conflict",
         413: "Too large",
+        415: "The body is not JSON",
         422: "Validation error",
         503: "A dependency is unavailable",
     }

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chat4all.api.errors import domain_error_response
+from chat4all.api.middleware import is_json, media_type_of
 from chat4all.api.routes.messages import accept, accepted_response, with_idempotency_key
 from chat4all.api.schemas import SendMessage
 from chat4all.domain.errors import Chat4AllError, InvalidInput, Unauthenticated
@@ -42,7 +43,11 @@ class SendFastPath:
             return
         body, more = await _read_body(receive)
         services = scope["app"].state.runtime.services
-        request = self._parse(scope, body, services) if not more else None
+        try:
+            request = await self._parse(scope, body, services) if not more else None
+        except Chat4AllError as exc:  # the session's state could not be read (503)
+            await domain_error_response(exc)(scope, receive, send)
+            return
         if request is None:
             await self.app(scope, _replay(body, more, receive), send)
             return
@@ -55,10 +60,10 @@ class SendFastPath:
         await response(scope, receive, send)
 
     @staticmethod
-    def _parse(scope: Scope, body: bytes, services: Any) -> tuple[SendMessage, str] | None:
+    async def _parse(scope: Scope, body: bytes, services: Any) -> tuple[SendMessage, str] | None:
         headers = dict(scope["headers"])
-        if not headers.get(b"content-type", b"").startswith(b"application/json"):
-            return None
+        if not is_json(media_type_of(headers.get(b"content-type", b""))):
+            return None  # e.g. application/jsonx: the JsonBody middleware answers 415 before this
         token = _bearer(headers.get(b"authorization", b""))
         if token is None:
             return None
@@ -66,7 +71,7 @@ class SendFastPath:
         if key is not None and len(key) > 64:
             return None
         try:
-            user = services.auth.authenticate(token)
+            user = await services.auth.authenticate(token)  # revocation included
             message = with_idempotency_key(
                 SendMessage.model_validate_json(body), None if key is None else key.decode("latin-1")
             )

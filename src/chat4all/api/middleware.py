@@ -49,9 +49,12 @@ class RequestContext:
         trace_id = trace_id_of(traceparent) or ""
         started = time.perf_counter()
         status_holder: dict[str, int] = {"status": 500}
+        started_response = False
 
         async def send_with_trace(message: Message) -> None:
+            nonlocal started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status_holder["status"] = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-trace-id", trace_id.encode())]
@@ -59,6 +62,21 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_trace)
+        except Exception as exc:
+            # answered here, inside the trace context, so that the 500 carries the trace id in its
+            # body, its header and its log line; and not re-raised, so the server keeps the
+            # connection (an exception reaching uvicorn after a response closes it)
+            log.exception(
+                "unhandled error",
+                error=type(exc).__name__,
+                method=scope.get("method"),
+                path=scope["path"],
+                trace_id=trace_id,
+            )
+            if scope["type"] != "http" or started_response:
+                raise
+            response = error_response(500, "internal", "something went wrong on our side; it has been logged")
+            await response(scope, receive, send_with_trace)
         finally:
             current_traceparent.reset(token)
             if scope["type"] == "http":
@@ -89,6 +107,63 @@ def _end(span: Span, method: str, template: str, status: int) -> None:
     if status >= 500:
         span.set_status(StatusCode.ERROR)
     span.end()
+
+
+class JsonBody:
+    """415 ``unsupported_media_type`` for a request body that does not say it is JSON.
+
+    A body with no Content-Type is read as JSON (as it always was); ``form_paths`` also take an
+    ``application/x-www-form-urlencoded`` form (the OAuth2 token endpoint); paths under
+    ``exempt_prefixes`` (file parts) take any bytes."""
+
+    def __init__(
+        self, app: ASGIApp, *, form_paths: frozenset[str] = frozenset(), exempt_prefixes: tuple[str, ...] = ()
+    ) -> None:
+        self.app = app
+        self.form_paths = form_paths
+        self.exempt_prefixes = exempt_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("POST", "PUT", "PATCH")
+            or (self.exempt_prefixes and scope["path"].startswith(self.exempt_prefixes))
+        ):
+            await self.app(scope, receive, send)
+            return
+        content_type = b""
+        for name, value in scope.get("headers") or ():
+            if name == b"content-type":
+                content_type = value
+        media_type = media_type_of(content_type)
+        if not media_type or is_json(media_type) or (
+            media_type == "application/x-www-form-urlencoded" and scope["path"] in self.form_paths
+        ):
+            await self.app(scope, receive, send)
+            return
+        accepted = ["application/json"]
+        if scope["path"] in self.form_paths:
+            accepted.append("application/x-www-form-urlencoded")
+        response = error_response(
+            415,
+            "unsupported_media_type",
+            f"send the body as {' or '.join(accepted)}, not {media_type}",
+            {"accepted": accepted},
+            headers={"Accept-Post" if scope["method"] == "POST" else "Accept-Patch": ", ".join(accepted)}
+            if scope["method"] != "PUT"
+            else None,
+        )
+        await response(scope, receive, send)
+
+
+def media_type_of(content_type: bytes) -> str:
+    """``type/subtype`` of a Content-Type header, lowercased, without its parameters."""
+    return content_type.decode("latin-1").split(";", 1)[0].strip().lower()
+
+
+def is_json(media_type: str) -> bool:
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
 class BodyLimit:

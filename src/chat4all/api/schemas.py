@@ -7,7 +7,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from chat4all.domain.models import Password, Payload, Username
+from chat4all.domain.models import USERNAME_PATTERN, Password, Payload, Username
+
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+# documented, not checked by the schema: an id of the wrong shape names nothing, and the service
+# answers as for an unknown one (404, or the field's own error code)
+UUID_DOC = {"format": "uuid", "pattern": UUID_PATTERN}
+USERNAME_DOC = {"pattern": USERNAME_PATTERN}
 
 
 class Strict(BaseModel):
@@ -50,6 +58,17 @@ class PasswordGrant(Strict):
 class RefreshGrant(Strict):
     grant_type: Literal["refresh_token"]
     refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class LogoutRequest(Strict):
+    refresh_token: str | None = Field(
+        None, min_length=1, max_length=4096, description="also (or instead of the access token) ends this token's session"
+    )
+
+
+class ChangePassword(Strict):
+    current_password: str = Field(min_length=1, max_length=128)
+    new_password: Password = Field(examples=["a much better passphrase"])
 
 
 class TokenResponse(BaseModel):
@@ -106,10 +125,10 @@ class ConversationList(BaseModel):
 
 
 class SendMessage(Strict):
-    message_id: str | None = Field(None, description="UUID; generated when absent", max_length=64)
-    conversation_id: str = Field(max_length=64)
-    from_: str | None = Field(None, alias="from", max_length=64)
-    to: list[str] | None = Field(None, max_length=1000)
+    message_id: str | None = Field(None, description="UUID; generated when absent", max_length=64, pattern=UUID_PATTERN)
+    conversation_id: str = Field(max_length=64, json_schema_extra=UUID_DOC)
+    from_: str | None = Field(None, alias="from", max_length=64, json_schema_extra=USERNAME_DOC)
+    to: list[Annotated[str, Field(json_schema_extra=USERNAME_DOC)]] | None = Field(None, max_length=1000)
     channels: list[str] | None = Field(None, max_length=10, examples=[["internal"]])
     payload: Payload
     metadata: dict[str, Any] | None = None
@@ -167,7 +186,9 @@ class MessageStatusOut(BaseModel):
 
 
 class Receipt(Strict):
-    message_ids: list[str] = Field(min_length=1, max_length=1000)
+    message_ids: list[Annotated[str, Field(pattern=UUID_PATTERN, json_schema_extra={"format": "uuid"})]] = Field(
+        min_length=1, max_length=1000
+    )
     status: Literal["delivered", "read"]
 
 
@@ -190,9 +211,11 @@ class Health(BaseModel):
 
 class InitiateUpload(Strict):
     filename: str = Field(min_length=1, max_length=255, examples=["holiday.mp4"])
-    size: int = Field(description="bytes; at most the configured maximum (2 GiB by default)", examples=[1_800_000_000])
+    size: int = Field(
+        ge=1, description="bytes; at most the configured maximum (2 GiB by default; 413 beyond)", examples=[1_800_000_000]
+    )
     content_type: str | None = Field(None, max_length=255, examples=["video/mp4"])
-    sha256: str | None = Field(None, description="hex digest, if known now; checked again on complete", max_length=64)
+    sha256: str | None = Field(None, description="hex digest, if known now; checked again on complete", pattern=SHA256_PATTERN)
 
 
 class PartUrlOut(BaseModel):
@@ -222,8 +245,8 @@ class UploadStateOut(BaseModel):
 
 
 class CompleteUpload(Strict):
-    file_id: str = Field(max_length=64)
-    sha256: str = Field(min_length=64, max_length=64, description="hex SHA-256 of the whole file")
+    file_id: str = Field(max_length=64, json_schema_extra=UUID_DOC)
+    sha256: str = Field(pattern=SHA256_PATTERN, description="hex SHA-256 of the whole file")
 
 
 class FileOut(BaseModel):

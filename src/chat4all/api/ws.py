@@ -1,59 +1,122 @@
 """WebSocket /v1/ws (SPEC §2): pending messages first, then live traffic; ack, read, ping.
 
-Two tasks per socket: the writer sends the catch-up and then whatever the hub queues for this
-connection; the reader handles client frames. Every client frame counts as a heartbeat; a
-socket silent for longer than the heartbeat timeout is closed and the user's presence lapses.
+Authentication, whichever the client can do (browsers cannot set headers on a WebSocket):
+the ``Authorization: Bearer`` header; the subprotocols ``["chat4all.v1", "bearer.<token>"]``
+(answered with ``chat4all.v1``); a first frame ``{"type":"auth","token":...}`` within
+``ws_auth_timeout_s``; or ``?token=`` (kept for old clients; access logs redact it). A browser's
+``Origin`` must be the server's own or one of ``cors_origins`` (cross-site WebSocket hijacking),
+else the handshake is refused with 403.
+
+Three tasks per socket: the writer sends the catch-up and then whatever the hub queues for this
+connection; the reader handles client frames (every one counts as a heartbeat; a socket silent
+for longer than the heartbeat timeout is closed and the user's presence lapses); the guard closes
+the socket (4401) when its access token expires or its session is revoked, checked as often as
+REST requests check it. A client keeps a socket past its token's expiry by sending a fresh
+token in an ``auth`` frame.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
+import orjson
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from chat4all.domain.errors import Unauthenticated, Unavailable
-from chat4all.domain.frames import control_frame
+from chat4all.domain.errors import Chat4AllError, Unauthenticated, Unavailable
+from chat4all.domain.frames import Frame, control_frame
+from chat4all.observability.logging import get_logger
 from chat4all.runtime import Runtime
+from chat4all.services.auth import AuthService, Session
 from chat4all.services.connections import Connection, ConnectionService, Overflow
 
 router = APIRouter()
+log = get_logger(__name__)
 
+SUBPROTOCOL = "chat4all.v1"
+BEARER_SUBPROTOCOL = "bearer."
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TRY_AGAIN = 1013
 CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
 
 
-def _token(websocket: WebSocket) -> str:
+def _handshake_token(websocket: WebSocket) -> str | None:
     header = websocket.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    return websocket.query_params.get("token", "")
+    for offered in websocket.scope.get("subprotocols") or ():
+        if offered.startswith(BEARER_SUBPROTOCOL):
+            return offered[len(BEARER_SUBPROTOCOL) :]
+    return websocket.query_params.get("token")
+
+
+def origin_allowed(origin: str | None, *, hosts: list[str], allowed: list[str]) -> bool:
+    """No Origin: not a browser, nothing to protect against. Else the server's own origin (the
+    host the request was sent to, ``Host`` or a proxy's ``X-Forwarded-Host``, which a browser
+    cannot set; whatever the scheme a proxy terminated) or a configured one."""
+    if origin is None:
+        return True
+    origin = origin.strip().rstrip("/").lower()
+    if origin in allowed:
+        return True
+    scheme, sep, netloc = origin.partition("://")
+    own = {h.strip().lower() for header in hosts for h in header.split(",") if h.strip()}
+    return bool(sep) and scheme in ("http", "https") and netloc in own
+
+
+def _own_hosts(websocket: WebSocket, public_base_url: str | None) -> list[str]:
+    hosts = [websocket.headers.get("host", ""), websocket.headers.get("x-forwarded-host", "")]
+    if public_base_url:
+        hosts.append(public_base_url.partition("://")[2].split("/", 1)[0])
+    return hosts
+
+
+class _Auth:
+    """The socket's current session; a fresh token in an ``auth`` frame replaces it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
 
 
 @router.websocket("/v1/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
     runtime: Runtime = websocket.app.state.runtime
+    settings = runtime.settings
     services = runtime.services
-    await websocket.accept()
+    hosts = _own_hosts(websocket, settings.public_base_url)
+    if not origin_allowed(websocket.headers.get("origin"), hosts=hosts, allowed=settings.cors_origin_list):
+        await websocket.close(code=CLOSE_POLICY)  # before accept: the handshake is answered 403
+        return
+    offered = websocket.scope.get("subprotocols") or ()
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     try:
-        username = services.auth.authenticate(_token(websocket))
+        token = _handshake_token(websocket) or await _first_frame_token(websocket, settings.ws_auth_timeout_s)
+        session = await services.auth.session(token)
     except Unauthenticated as exc:
         frame = control_frame("error", error={"code": exc.code, "message": exc.message})
-        await websocket.send_text(frame.data.decode())
-        await websocket.close(code=CLOSE_UNAUTHENTICATED)
+        with contextlib.suppress(Exception):
+            await websocket.send_text(frame.data.decode())
+            await websocket.close(code=CLOSE_UNAUTHENTICATED, reason=exc.message[:120])
+        return
+    except WebSocketDisconnect:
         return
 
+    auth = _Auth(session)
     connections = services.connections
     try:
-        connection = await connections.open(username)
+        connection = await connections.open(session.username)
     except Unavailable:
         await websocket.close(code=CLOSE_TRY_AGAIN, reason="presence is unavailable; try again")
         return
     tasks = [
         asyncio.create_task(_write(websocket, connections, connection)),
-        asyncio.create_task(_read(websocket, connections, connection, runtime.settings.ws_heartbeat_timeout_s)),
+        asyncio.create_task(
+            _read(websocket, connections, connection, settings.ws_heartbeat_timeout_s, services.auth, auth)
+        ),
+        asyncio.create_task(_guard(websocket, services.auth, auth)),
     ]
     try:
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -66,6 +129,29 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await connections.close(connection)
     with contextlib.suppress(Exception):
         await websocket.close()
+
+
+async def _first_frame_token(websocket: WebSocket, timeout_s: float) -> str:
+    try:
+        message = await asyncio.wait_for(websocket.receive(), timeout_s)
+    except TimeoutError:
+        raise Unauthenticated(f"send {{\"type\":\"auth\",\"token\":...}} within {timeout_s:g} s") from None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    token = _auth_frame_token(message.get("text") or message.get("bytes") or b"")
+    if token is None:
+        raise Unauthenticated('the first frame must be {"type":"auth","token":"<access token>"}')
+    return token
+
+
+def _auth_frame_token(raw: str | bytes) -> str | None:
+    try:
+        frame = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(frame, dict) and frame.get("type") == "auth" and isinstance(frame.get("token"), str):
+        return frame["token"]
+    return None
 
 
 async def _write(websocket: WebSocket, connections: ConnectionService, connection: Connection) -> None:
@@ -82,7 +168,14 @@ async def _write(websocket: WebSocket, connections: ConnectionService, connectio
         return
 
 
-async def _read(websocket: WebSocket, connections: ConnectionService, connection: Connection, timeout_s: float) -> None:
+async def _read(
+    websocket: WebSocket,
+    connections: ConnectionService,
+    connection: Connection,
+    timeout_s: float,
+    auth_service: AuthService,
+    auth: _Auth,
+) -> None:
     while True:
         try:
             message = await asyncio.wait_for(websocket.receive(), timeout_s)
@@ -94,6 +187,42 @@ async def _read(websocket: WebSocket, connections: ConnectionService, connection
         raw = message.get("text") if message.get("text") is not None else message.get("bytes")
         if raw is None:
             continue
+        if ('"auth"' in raw if isinstance(raw, str) else b'"auth"' in raw) and (token := _auth_frame_token(raw)):
+            connection.offer(await _reauthenticate(auth_service, auth, token))
+            await connections.heartbeat(connection)
+            continue
         reply = await connections.on_client_frame(connection, raw)
         if reply is not None:
             connection.offer(reply)
+
+
+async def _reauthenticate(auth_service: AuthService, auth: _Auth, token: str) -> Frame:
+    try:
+        session = await auth_service.session(token)
+    except Chat4AllError as exc:
+        return control_frame("error", error={"code": exc.code, "message": exc.message})
+    if session.username != auth.session.username:
+        return control_frame("error", error={"code": "forbidden", "message": "that token is another user's"})
+    auth.session = session
+    return control_frame("authenticated", expires_at=int(session.expires_at))
+
+
+async def _guard(websocket: WebSocket, auth_service: AuthService, auth: _Auth) -> None:
+    """Closes the socket when its token expires or its session is revoked."""
+    while True:
+        session = auth.session
+        left = session.expires_at - time.time()
+        if left <= 0:
+            await websocket.close(code=CLOSE_UNAUTHENTICATED, reason="the access token has expired")
+            return
+        await asyncio.sleep(min(left, auth_service.revocation_check_s))
+        if auth.session is not session or session.family_id is None:
+            continue
+        try:
+            revoked = await auth_service.is_revoked(session.family_id)
+        except Chat4AllError as exc:  # the store is down: keep the socket, look again next time
+            log.warning("session check failed", error=exc.message)
+            continue
+        if revoked:
+            await websocket.close(code=CLOSE_UNAUTHENTICATED, reason="the session has ended")
+            return

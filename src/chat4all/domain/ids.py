@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+# the largest integer a BIGINT column (and SQLite's INTEGER) holds: the bound of every integer input
+MAX_INT64 = 2**63 - 1
+
 
 def new_id() -> str:
     return str(uuid.uuid4())

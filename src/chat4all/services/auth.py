@@ -1,4 +1,12 @@
-"""Registration, login, token refresh with single-use rotation, and access-token checks (R1, R8.3)."""
+"""Registration, login, token refresh with single-use rotation, sessions and their revocation,
+and access-token checks (R1, R8.3; issue 14).
+
+A *session* is a refresh-token family: the login that started it and every rotation since.
+Access tokens name their family (claim ``fam``). Revoking a family (logout, reuse of a spent
+refresh token, a password change) is written to the metadata store, which every process shares;
+each process checks a family's state at most every ``revocation_check_s`` seconds, so a revoked
+session's access tokens stop working everywhere within that time.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +14,23 @@ import asyncio
 import base64
 import hashlib
 import time
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import bcrypt
 import jwt
 
-from chat4all.domain.errors import InvalidInput, Unauthenticated
+from chat4all.domain.errors import Forbidden, InvalidInput, Unauthenticated
 from chat4all.domain.ids import new_id, utcnow
 from chat4all.domain.models import User, is_valid_username
 from chat4all.ports import MetadataStore
 
 _ALGORITHM = "HS256"
-_VERIFIED_CACHE_SIZE = 50_000
+_CACHE_SIZE = 50_000
+# the successor of a spent refresh token, and its access token, are named after it: a retried
+# refresh within the grace window gets the very same pair back
+_SUCCESSOR = uuid.UUID("6f1d8f0e-3c1a-4d8e-9a57-2b1f3f0c9e41")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +40,23 @@ class TokenPair:
     expires_in: int
 
 
+@dataclass(frozen=True, slots=True)
+class Session:
+    """Who an access token speaks for, which session it belongs to and until when."""
+
+    username: str
+    family_id: str | None  # None for tokens issued before sessions were tracked
+    expires_at: float  # unix time
+
+
 def _prehash(password: str) -> bytes:
     # bcrypt reads at most 72 bytes; hashing first lets every one of the 128 allowed characters count
     return base64.b64encode(hashlib.sha256(password.encode()).digest())
+
+
+def _check_password_rules(password: str) -> None:
+    if not 8 <= len(password) <= 128:
+        raise InvalidInput("password must be 8-128 characters")
 
 
 class AuthService:
@@ -42,21 +68,28 @@ class AuthService:
         access_ttl_s: int,
         refresh_ttl_s: int,
         bcrypt_rounds: int,
+        revocation_check_s: float = 2.0,
+        refresh_reuse_grace_s: float = 10.0,
     ) -> None:
         self._metadata = metadata
         self._secret = secret
         self._access_ttl = access_ttl_s
         self._refresh_ttl = refresh_ttl_s
         self._rounds = bcrypt_rounds
+        self.revocation_check_s = revocation_check_s
+        self._reuse_grace_s = refresh_reuse_grace_s
+        self._verified: dict[str, Session] = {}  # access token → its checked claims
+        self._families: dict[str, tuple[bool, float]] = {}  # family → (revoked, monotonic time checked)
+        self._checking: dict[str, asyncio.Future[bool]] = {}  # one store read per family at a time
         # compared against when the user does not exist, so that both paths cost the same
-        self._verified: dict[str, tuple[str, float]] = {}  # access token → (username, expiry)
         self._dummy_hash = bcrypt.hashpw(_prehash("not-a-password"), bcrypt.gensalt(bcrypt_rounds))
+
+    # accounts --------------------------------------------------------------------------------
 
     async def register(self, *, username: str, password: str) -> User:
         if not is_valid_username(username):
             raise InvalidInput("username must be 3-32 characters of a-z, 0-9, '.', '_' or '-'")
-        if not 8 <= len(password) <= 128:
-            raise InvalidInput("password must be 8-128 characters")
+        _check_password_rules(password)
         hashed = await asyncio.to_thread(bcrypt.hashpw, _prehash(password), bcrypt.gensalt(self._rounds))
         user = User(username=username, password_hash=hashed.decode(), created_at=utcnow())
         await self._metadata.create_user(user)
@@ -68,62 +101,175 @@ class AuthService:
         ok = await asyncio.to_thread(bcrypt.checkpw, _prehash(password), stored)
         if user is None or not ok:
             raise Unauthenticated("wrong username or password")
-        return await self._issue(username, family_id=new_id())
+        return await self._issue_new(username, family_id=new_id())
+
+    async def change_password(self, session: Session, *, current_password: str, new_password: str) -> TokenPair:
+        """Every session of the user ends (this one too); the answer is a new session for the caller."""
+        _check_password_rules(new_password)
+        user = await self._metadata.get_user(session.username)
+        if user is None:
+            raise Unauthenticated("no such user")
+        if not await asyncio.to_thread(bcrypt.checkpw, _prehash(current_password), user.password_hash.encode()):
+            raise Forbidden("the current password is wrong", code="wrong_password")
+        hashed = await asyncio.to_thread(bcrypt.hashpw, _prehash(new_password), bcrypt.gensalt(self._rounds))
+        await self._metadata.set_password_hash(session.username, hashed.decode())
+        await self._metadata.revoke_user_refresh_families(session.username)
+        self._families.clear()  # this process sees it at once; others within revocation_check_s
+        self._verified.clear()
+        return await self._issue_new(session.username, family_id=new_id())
+
+    # sessions --------------------------------------------------------------------------------
 
     async def refresh(self, *, refresh_token: str) -> TokenPair:
         claims = self._decode(refresh_token, kind="refresh")
-        spend = await self._metadata.spend_refresh_token(claims["jti"])
-        if spend.outcome == "reused" and spend.family_id:
-            # a spent token came back: someone holds a copy, so the whole family goes
-            await self._metadata.revoke_refresh_family(spend.family_id)
-        if spend.outcome != "ok" or spend.username is None or spend.family_id is None:
+        spent_id = str(claims["jti"])
+        spend = await self._metadata.spend_refresh_token(spent_id)
+        if spend.username is None or spend.family_id is None:
             raise Unauthenticated("the refresh token is no longer valid")
-        return await self._issue(spend.username, family_id=spend.family_id)
+        if spend.outcome == "ok" and spend.used_at is not None:
+            pair = self._successor(spent_id, spend.username, spend.family_id, spend.used_at)
+            await self._metadata.add_refresh_token(
+                token_id=_successor_id(spent_id, "refresh"),
+                family_id=spend.family_id,
+                username=spend.username,
+                expires_at=spend.used_at + timedelta(seconds=self._refresh_ttl),
+            )
+            return pair
+        if spend.outcome == "reused":
+            if spend.used_at is not None and (utcnow() - spend.used_at).total_seconds() <= self._reuse_grace_s:
+                # a client retrying a refresh whose answer it lost: the same pair again (Auth0's
+                # reuse interval), not a revoked session
+                return self._successor(spent_id, spend.username, spend.family_id, spend.used_at)
+            # a spent token came back: someone holds a copy, so the whole family goes
+            await self.revoke_family(spend.family_id)
+        raise Unauthenticated("the refresh token is no longer valid")
 
-    def authenticate(self, access_token: str) -> str:
-        """The username an access token speaks for; Unauthenticated otherwise.
+    async def logout(self, *, session: Session | None = None, refresh_token: str | None = None) -> None:
+        """Ends the session of the access token and/or of the refresh token given."""
+        families: set[str] = set()
+        if session is not None and session.family_id is not None:
+            families.add(session.family_id)
+        if refresh_token is not None:
+            claims = self._decode(refresh_token, kind="refresh", verify_exp=False)
+            if session is not None and claims["sub"] != session.username:
+                raise Forbidden("this refresh token belongs to another user")
+            if claims.get("fam"):
+                families.add(str(claims["fam"]))
+        for family_id in families:
+            await self.revoke_family(family_id)
+
+    async def revoke_family(self, family_id: str) -> None:
+        await self._metadata.revoke_refresh_family(family_id)
+        self._families[family_id] = (True, time.monotonic())
+
+    async def session(self, access_token: str) -> Session:
+        """The session an access token belongs to; Unauthenticated if it is invalid, expired or
+        its session was revoked (as of at most ``revocation_check_s`` ago).
 
         A token already verified is remembered until it expires: a client sends the same one
-        with every request, and checking its signature each time is measurable on the hot path."""
+        with every request, and checking its signature each time is measurable on the hot path.
+        The revocation check is not remembered longer than ``revocation_check_s``."""
         known = self._verified.get(access_token)
-        if known is not None and known[1] > time.time():
-            return known[0]
-        claims = self._decode(access_token, kind="access")
-        username = str(claims["sub"])
-        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
-            self._verified.pop(next(iter(self._verified)))  # the oldest entry
-        self._verified[access_token] = (username, float(claims["exp"]))
-        return username
+        if known is None or known.expires_at <= time.time():
+            known = self._verify(access_token)
+        if known.family_id is not None and await self.is_revoked(known.family_id):
+            self._verified.pop(access_token, None)
+            raise Unauthenticated("the session has ended (logged out or revoked)")
+        return known
 
-    async def _issue(self, username: str, *, family_id: str) -> TokenPair:
+    async def authenticate(self, access_token: str) -> str:
+        """The username an access token speaks for; Unauthenticated otherwise."""
+        return (await self.session(access_token)).username
+
+    async def is_revoked(self, family_id: str) -> bool:
+        state = self._families.get(family_id)
+        now = time.monotonic()
+        if state is not None and (state[0] or now - state[1] < self.revocation_check_s):
+            return state[0]
+        pending = self._checking.get(family_id)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._checking[family_id] = pending
+            try:
+                revoked = await self._metadata.refresh_family_revoked(family_id)
+            except BaseException as exc:
+                pending.set_exception(exc)
+                pending.exception()  # retrieved: the waiters (if any) get it too
+                raise
+            finally:
+                self._checking.pop(family_id, None)
+            if len(self._families) >= _CACHE_SIZE:
+                self._families.pop(next(iter(self._families)))
+            self._families[family_id] = (revoked, now)
+            pending.set_result(revoked)
+            return revoked
+        return await asyncio.shield(pending)
+
+    # tokens ----------------------------------------------------------------------------------
+
+    def _verify(self, access_token: str) -> Session:
+        claims = self._decode(access_token, kind="access")
+        session = Session(str(claims["sub"]), claims.get("fam"), float(claims["exp"]))
+        if len(self._verified) >= _CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))  # the oldest entry
+        self._verified[access_token] = session
+        return session
+
+    async def _issue_new(self, username: str, *, family_id: str) -> TokenPair:
         now = utcnow()
+        token_id = new_id()
+        pair = self._pair(username, family_id, now, access_id=new_id(), refresh_id=token_id)
+        await self._metadata.add_refresh_token(
+            token_id=token_id, family_id=family_id, username=username,
+            expires_at=now + timedelta(seconds=self._refresh_ttl),
+        )
+        return pair
+
+    def _successor(self, spent_id: str, username: str, family_id: str, issued_at: datetime) -> TokenPair:
+        """The pair that replaces a spent refresh token: a pure function of it and of when it
+        was spent (HS256 signatures are deterministic), so it can be answered again."""
+        return self._pair(
+            username,
+            family_id,
+            issued_at,
+            access_id=_successor_id(spent_id, "access"),
+            refresh_id=_successor_id(spent_id, "refresh"),
+        )
+
+    def _pair(self, username: str, family_id: str, now: datetime, *, access_id: str, refresh_id: str) -> TokenPair:
         access = jwt.encode(
             {
                 "sub": username,
                 "typ": "access",
                 "iat": now,
                 "exp": now + timedelta(seconds=self._access_ttl),
-                "jti": new_id(),
+                "jti": access_id,
+                "fam": family_id,
             },
             self._secret,
             algorithm=_ALGORITHM,
         )
-        token_id = new_id()
-        expires_at = now + timedelta(seconds=self._refresh_ttl)
         refresh = jwt.encode(
-            {"sub": username, "typ": "refresh", "iat": now, "exp": expires_at, "jti": token_id, "fam": family_id},
+            {
+                "sub": username,
+                "typ": "refresh",
+                "iat": now,
+                "exp": now + timedelta(seconds=self._refresh_ttl),
+                "jti": refresh_id,
+                "fam": family_id,
+            },
             self._secret,
             algorithm=_ALGORITHM,
         )
-        await self._metadata.add_refresh_token(
-            token_id=token_id, family_id=family_id, username=username, expires_at=expires_at
-        )
         return TokenPair(access_token=access, refresh_token=refresh, expires_in=self._access_ttl)
 
-    def _decode(self, token: str, *, kind: str) -> dict:
+    def _decode(self, token: str, *, kind: str, verify_exp: bool = True) -> dict:
         try:
             claims = jwt.decode(
-                token, self._secret, algorithms=[_ALGORITHM], options={"require": ["sub", "exp", "jti"]}
+                token,
+                self._secret,
+                algorithms=[_ALGORITHM],
+                options={"require": ["sub", "exp", "jti"], "verify_exp": verify_exp},
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated(f"the {kind} token has expired") from exc
@@ -132,3 +278,7 @@ class AuthService:
         if claims.get("typ") != kind:
             raise Unauthenticated(f"not a {kind} token")
         return claims
+
+
+def _successor_id(spent_id: str, kind: str) -> str:
+    return str(uuid.uuid5(_SUCCESSOR, f"{kind}:{spent_id}"))

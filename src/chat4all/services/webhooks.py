@@ -7,11 +7,12 @@ registration. The URL is checked against the SSRF rules now and again at every d
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from chat4all.domain.egress import parse_url
 from chat4all.domain.errors import InvalidInput, NotFound
-from chat4all.domain.ids import new_id, utcnow
+from chat4all.domain.ids import MAX_INT64, new_id, utcnow
 from chat4all.domain.webhooks import EVENT_TYPES, Webhook, new_secret, normalize_events
 from chat4all.ports import (
     CallbackDelivery,
@@ -84,9 +85,15 @@ class WebhookService:
         return DeliveryPage(items=items, next_cursor=next_cursor)
 
 
+_CURSOR = re.compile(r"[0-9]{1,19}")
+
+
 def _cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
-    if not cursor.isdigit() or len(cursor) > 19:
-        raise InvalidInput("invalid cursor")
+    # ASCII digits only (str.isdigit() also takes "²"), and within the database's 64-bit integers
+    if not _CURSOR.fullmatch(cursor) or int(cursor) > MAX_INT64:
+        raise InvalidInput(
+            "invalid cursor", details=[{"loc": ["query", "cursor"], "msg": "not a cursor of this list", "type": "value_error"}]
+        )
     return int(cursor)

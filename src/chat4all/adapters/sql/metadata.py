@@ -88,21 +88,39 @@ class SqlMetadataStore:
 
     async def spend_refresh_token(self, token_id: str) -> RefreshSpend:
         t = refresh_tokens
+        now = utcnow()
         async with self._db.write() as conn:
             row = (await conn.execute(sa.select(t).where(t.c.token_id == token_id))).first()
             if row is None:
                 return RefreshSpend("unknown")
             if row.revoked:
-                return RefreshSpend("revoked", row.username, row.family_id)
+                return RefreshSpend("revoked", row.username, row.family_id, row.used_at)
             # the guard on used_at makes the spend atomic even if two requests race
             spent = await conn.execute(
-                sa.update(t).where(t.c.token_id == token_id, t.c.used_at.is_(None)).values(used_at=utcnow())
+                sa.update(t).where(t.c.token_id == token_id, t.c.used_at.is_(None)).values(used_at=now)
             )
-            outcome = "ok" if spent.rowcount == 1 else "reused"
-            return RefreshSpend(outcome, row.username, row.family_id)
+            if spent.rowcount == 1:
+                return RefreshSpend("ok", row.username, row.family_id, now)
+            used_at = row.used_at or await conn.scalar(sa.select(t.c.used_at).where(t.c.token_id == token_id))
+            return RefreshSpend("reused", row.username, row.family_id, used_at)
 
     async def revoke_refresh_family(self, family_id: str) -> None:
         async with self._db.write() as conn:
             await conn.execute(
                 sa.update(refresh_tokens).where(refresh_tokens.c.family_id == family_id).values(revoked=True)
             )
+
+    async def refresh_family_revoked(self, family_id: str) -> bool:
+        t = refresh_tokens
+        async with self._db.read() as conn:
+            found = await conn.scalar(sa.select(t.c.token_id).where(t.c.family_id == family_id, t.c.revoked.is_(True)).limit(1))
+        return found is not None
+
+    async def revoke_user_refresh_families(self, username: str) -> None:
+        t = refresh_tokens
+        async with self._db.write() as conn:
+            await conn.execute(sa.update(t).where(t.c.username == username, t.c.revoked.is_(False)).values(revoked=True))
+
+    async def set_password_hash(self, username: str, password_hash: str) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(sa.update(users).where(users.c.username == username).values(password_hash=password_hash))

@@ -1,18 +1,27 @@
-"""POST /v1/auth/register, POST /v1/auth/token (password and refresh grants, JSON or OAuth2 form)."""
+"""POST /v1/auth/register, POST /v1/auth/token (password and refresh grants, JSON or OAuth2 form),
+POST /v1/auth/logout and POST /v1/auth/password."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, TypeAdapter, ValidationError
 
-from chat4all.api.deps import ServicesDep
+from chat4all.api.deps import CurrentSession, OptionalToken, ServicesDep
 from chat4all.api.errors import responses
-from chat4all.api.schemas import PasswordGrant, RefreshGrant, RegisterRequest, TokenResponse, UserCreated
-from chat4all.domain.errors import InvalidInput
+from chat4all.api.schemas import (
+    ChangePassword,
+    LogoutRequest,
+    PasswordGrant,
+    RefreshGrant,
+    RegisterRequest,
+    TokenResponse,
+    UserCreated,
+)
+from chat4all.domain.errors import Unauthenticated
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -60,13 +69,39 @@ async def token(request: Request, services: ServicesDep) -> TokenResponse:
     return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
 
 
+@router.post("/logout", status_code=204, responses=responses(400, 401, 403, 415, 422))
+async def logout(
+    services: ServicesDep,
+    body: LogoutRequest | None = None,
+    token: OptionalToken = None,
+) -> Response:
+    """Ends the session (the login and every refresh since) of the access token sent, and/or of
+    the `refresh_token` in the body: its refresh tokens stop working at once, its access tokens
+    within seconds on every node, and its WebSockets are closed (4401)."""
+    refresh_token = body.refresh_token if body else None
+    session = await services.auth.session(token) if token else None
+    if session is None and refresh_token is None:
+        raise Unauthenticated("send the access token (Authorization: Bearer) or the refresh token to end")
+    await services.auth.logout(session=session, refresh_token=refresh_token)
+    return Response(status_code=204)
+
+
+@router.post("/password", response_model=TokenResponse, responses=responses(400, 401, 403, 415, 422))
+async def change_password(body: ChangePassword, session: CurrentSession, services: ServicesDep) -> TokenResponse:
+    """Changes the caller's password (403 `wrong_password` if `current_password` is wrong).
+    Every session of the user ends, this one included; the answer is a new one for the caller."""
+    pair = await services.auth.change_password(
+        session, current_password=body.current_password, new_password=body.new_password
+    )
+    return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
+
+
 async def _grant_body(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/x-www-form-urlencoded":
         form = await request.form()
         return {k: v for k, v in form.items() if isinstance(v, str) and v != ""}
-    if content_type not in ("application/json", ""):
-        raise InvalidInput("send JSON or an application/x-www-form-urlencoded form", code="unsupported_media_type")
+    # anything else that is not JSON was answered 415 by api.middleware.JsonBody
     raw = await request.body()
     try:
         data = orjson.loads(raw)

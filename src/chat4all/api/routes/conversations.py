@@ -10,6 +10,7 @@ from chat4all.api.deps import CurrentUser, ServicesDep
 from chat4all.api.errors import responses
 from chat4all.api.schemas import ConversationList, ConversationOut, CreateConversation, MessageList, MessageOut
 from chat4all.domain.frames import message_view
+from chat4all.domain.ids import MAX_INT64
 from chat4all.domain.models import Conversation, ConversationType
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -48,17 +49,19 @@ async def list_mine(
     return ConversationList(items=[_out(c) for c in page.items], next_cursor=page.next_cursor)
 
 
-@router.get("/{conversation_id}", response_model=ConversationOut, responses=responses(401, 404))
+@router.get("/{conversation_id:id}", response_model=ConversationOut, responses=responses(401, 404))
 async def get(conversation_id: str, user: CurrentUser, services: ServicesDep) -> ConversationOut:
     return _out(await services.conversations.get(conversation_id, viewer=user))
 
 
-@router.get("/{conversation_id}/messages", response_model=MessageList, responses=responses(401, 404, 422))
+@router.get("/{conversation_id:id}/messages", response_model=MessageList, responses=responses(401, 404, 422))
 async def messages(
     conversation_id: str,
     user: CurrentUser,
     services: ServicesDep,
-    since: Annotated[int, Query(ge=0, description="return messages with sequence_number > since")] = 0,
+    since: Annotated[
+        int, Query(ge=0, le=MAX_INT64, description="return messages with sequence_number > since")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> MessageList:
     page = await services.messages.history(conversation_id, viewer=user, since=since, limit=limit)

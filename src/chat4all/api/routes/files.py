@@ -35,7 +35,7 @@ async def initiate(body: InitiateUpload, user: CurrentUser, services: ServicesDe
     )
 
 
-@router.get("/{file_id}/upload", response_model=UploadStateOut, responses=responses(401, 404, 503))
+@router.get("/{file_id:id}/upload", response_model=UploadStateOut, responses=responses(401, 404, 503))
 async def upload_state(file_id: str, user: CurrentUser, services: ServicesDep) -> UploadStateOut:
     """Which parts are stored, and fresh URLs for the missing ones (resume after a break)."""
     state = await services.files.upload_state(file_id, viewer=user)
@@ -56,7 +56,7 @@ async def complete(body: CompleteUpload, user: CurrentUser, services: ServicesDe
     return _file(await services.files.complete(caller=user, file_id=body.file_id, sha256=body.sha256))
 
 
-@router.get("/{file_id}", response_model=FileOut, responses=responses(401, 404, 503))
+@router.get("/{file_id:id}", response_model=FileOut, responses=responses(401, 404, 503))
 async def get(file_id: str, user: CurrentUser, services: ServicesDep) -> FileOut:
     """The file's metadata and a download URL (1 h). For its owner and for the members of the
     conversations it was sent to."""

@@ -106,12 +106,12 @@ async def ack(body: Receipt, user: CurrentUser, services: ServicesDep) -> Respon
     return Response(status_code=204)
 
 
-@router.get("/{message_id}", response_model=MessageOut, responses=responses(401, 404))
+@router.get("/{message_id:id}", response_model=MessageOut, responses=responses(401, 404))
 async def get(message_id: str, user: CurrentUser, services: ServicesDep) -> MessageOut:
     return MessageOut.model_validate(message_view(await services.messages.get(message_id, viewer=user)))
 
 
-@router.get("/{message_id}/status", response_model=MessageStatusOut, responses=responses(401, 404))
+@router.get("/{message_id:id}/status", response_model=MessageStatusOut, responses=responses(401, 404))
 async def status(message_id: str, user: CurrentUser, services: ServicesDep) -> MessageStatusOut:
     """The message's status (the least advanced of its deliveries), each recipient × channel, and
     the full history. Only the sender sees it."""

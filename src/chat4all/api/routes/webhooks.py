@@ -70,20 +70,22 @@ async def list_mine(user: CurrentUser, services: ServicesDep) -> WebhookList:
     return WebhookList(items=[WebhookOut(**_out(w)) for w in await services.webhooks.list_for(user)])
 
 
-@router.delete("/{webhook_id}", status_code=204, responses=responses(401, 404))
+@router.delete("/{webhook_id:id}", status_code=204, responses=responses(401, 404))
 async def delete(webhook_id: str, user: CurrentUser, services: ServicesDep) -> Response:
     """Deletes the webhook: nothing more is sent to it, pending callbacks included."""
     await services.webhooks.delete(user, webhook_id)
     return Response(status_code=204)
 
 
-@router.get("/{webhook_id}/deliveries", response_model=WebhookDeliveryList, responses=responses(401, 404, 422))
+@router.get("/{webhook_id:id}/deliveries", response_model=WebhookDeliveryList, responses=responses(401, 404, 422))
 async def deliveries(
     webhook_id: str,
     user: CurrentUser,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=32)] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,19}$", description="next_cursor of the previous page")
+    ] = None,
 ) -> WebhookDeliveryList:
     """The callbacks sent (or to be sent) to this webhook, newest first, each with every attempt:
     status code, latency and error."""

@@ -1,0 +1,134 @@
+"""The OpenAPI document, completed with what the server enforces beyond its models (issue 14).
+
+FastAPI derives the document from the routes and models; this adds what only the running server
+knows or what the models cannot say: our error shape for 422, the 415 of every body, the channel
+names (built-in, installed plugins and configured connectors, when the document is generated),
+the shape of ids in paths, the configured size limits, and links between operations (so a
+generated client, or a stateful fuzzer, can follow a created resource to the operations on it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from chat4all.api.schemas import UUID_DOC, USERNAME_DOC, PasswordGrant, RefreshGrant
+from chat4all.domain.models import ALL_CHANNELS, INTERNAL
+
+ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+
+# (operation that creates, its status) -> links: name -> (target path, method, parameters, body)
+_LINKS: dict[tuple[str, str], dict[str, tuple[str, str, dict[str, str], dict[str, Any] | None]]] = {
+    ("/v1/conversations", "post"): {
+        "GetConversation": ("/v1/conversations/{conversation_id}", "get", {"conversation_id": "$response.body#/conversation_id"}, None),
+        "ListMessages": ("/v1/conversations/{conversation_id}/messages", "get", {"conversation_id": "$response.body#/conversation_id"}, None),
+        "SendMessage": (
+            "/v1/messages",
+            "post",
+            {},
+            {"conversation_id": "$response.body#/conversation_id", "payload": {"type": "text", "text": "hello"}},
+        ),
+    },
+    ("/v1/messages", "post"): {
+        "GetMessage": ("/v1/messages/{message_id}", "get", {"message_id": "$response.body#/message_id"}, None),
+        "GetMessageStatus": ("/v1/messages/{message_id}/status", "get", {"message_id": "$response.body#/message_id"}, None),
+        "Acknowledge": ("/v1/messages/ack", "post", {}, {"message_ids": ["$response.body#/message_id"], "status": "read"}),
+    },
+    ("/v1/files/initiate", "post"): {
+        "GetUploadState": ("/v1/files/{file_id}/upload", "get", {"file_id": "$response.body#/file_id"}, None),
+        "GetFile": ("/v1/files/{file_id}", "get", {"file_id": "$response.body#/file_id"}, None),
+        "CompleteUpload": (
+            "/v1/files/complete",
+            "post",
+            {},
+            {"file_id": "$response.body#/file_id", "sha256": "0" * 64},
+        ),
+    },
+    ("/v1/webhooks", "post"): {
+        "ListDeliveries": ("/v1/webhooks/{webhook_id}/deliveries", "get", {"webhook_id": "$response.body#/webhook_id"}, None),
+        "DeleteWebhook": ("/v1/webhooks/{webhook_id}", "delete", {"webhook_id": "$response.body#/webhook_id"}, None),
+    },
+    ("/v1/auth/register", "post"): {
+        "GetPresence": ("/v1/presence/{username}", "get", {"username": "$response.body#/username"}, None),
+    },
+}
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    runtime = app.state.runtime
+    external = sorted(runtime.services.users.supported_channels)
+    channel_param = {"type": "string", "enum": external}
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            # FastAPI documents its own validation error shape; ours replaces it (api/errors.py)
+            if "422" in responses:
+                responses["422"]["content"] = {"application/json": {"schema": ERROR_REF}}
+            if "requestBody" in operation:  # api.middleware.JsonBody
+                responses.setdefault(
+                    "415", {"description": "The body is not JSON", "content": {"application/json": {"schema": ERROR_REF}}}
+                )
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") != "path":
+                    continue
+                name = parameter["name"]
+                if name.endswith("_id"):
+                    parameter["schema"] = {"type": "string", **UUID_DOC}
+                elif name == "channel":
+                    parameter["schema"] = dict(channel_param)
+                elif name == "username":
+                    parameter["schema"] = {"type": "string", **USERNAME_DOC}
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    # the token endpoint parses its body by content type itself; publish the two grant shapes
+    for model in (PasswordGrant, RefreshGrant):
+        components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    _enforced_limits(components, runtime.settings, [INTERNAL, ALL_CHANNELS, *external])
+    _links(schema)
+    app.openapi_schema = schema
+    return schema
+
+
+def _enforced_limits(components: dict[str, Any], settings: Any, channels: list[str]) -> None:
+    send = components.get("SendMessage", {}).get("properties", {})
+    for option in send.get("channels", {}).get("anyOf", []):
+        if option.get("type") == "array":
+            option["items"] = {"type": "string", "enum": channels}
+            option["minItems"] = 1
+    text = components.get("TextPayload", {}).get("properties", {}).get("text")
+    if text is not None:
+        text["maxLength"] = settings.max_text_chars  # longer: 413 payload_too_large
+    size = components.get("InitiateUpload", {}).get("properties", {}).get("size")
+    if size is not None:
+        size["maximum"] = settings.max_file_bytes  # larger: 413 file_too_large
+    file_id = components.get("FilePayload", {}).get("properties", {}).get("file_id")
+    if file_id is not None:
+        file_id.update(UUID_DOC)
+
+
+def _links(schema: dict[str, Any]) -> None:
+    paths = schema.get("paths", {})
+    for (path, method), links in _LINKS.items():
+        operation = paths.get(path, {}).get(method)
+        if operation is None:
+            continue
+        created = next((s for s in ("201", "202", "200") if s in operation["responses"]), None)
+        if created is None:
+            continue
+        out = operation["responses"][created].setdefault("links", {})
+        for name, (target, target_method, parameters, body) in links.items():
+            target_operation = paths.get(target, {}).get(target_method)
+            if target_operation is None:
+                continue
+            link: dict[str, Any] = {"operationId": target_operation["operationId"]}
+            if parameters:
+                link["parameters"] = parameters
+            if body is not None:
+                link["requestBody"] = body
+            out[name] = link
