@@ -10,6 +10,7 @@ import shutil
 import signal
 import ssl
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +72,16 @@ class Gateway:
     def stop(self) -> None:
         if self.pid is None:
             return
+        pid, self.pid = self.pid, None
         try:
-            os.kill(self.pid, signal.SIGQUIT)  # graceful: finish requests in flight, then exit
+            os.kill(pid, signal.SIGQUIT)  # graceful: finish requests in flight, then exit
         except ProcessLookupError:
-            pass
-        self.pid = None
+            return
+        deadline = time.monotonic() + 15
+        while _alive(pid) and time.monotonic() < deadline:  # its workers end first
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
     def trust(self) -> ssl.SSLContext:
         """Trusts the gateway's local CA only."""
@@ -97,3 +103,11 @@ class Gateway:
         if not self.access_log.exists():
             return []
         return [json.loads(line) for line in self.access_log.read_text().splitlines() if line.strip()]
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False

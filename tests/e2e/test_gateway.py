@@ -145,6 +145,7 @@ async def test_tls_with_the_local_ca_http2_hsts_and_plain_http_redirects(nodes: 
         spec = await http.get("/openapi.json", headers={"Accept-Encoding": "gzip"})
         traced = await http.get("/health/live", headers={"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01", "X-Request-Id": "req-1"})
         metrics = await http.get("/metrics")
+        too_large = await http.post("/v1/messages", content=b"x" * (1_048_576 + 1), headers={"Content-Type": "application/json"})
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     assert ready.headers["strict-transport-security"].startswith("max-age=")
     assert ready.headers["x-content-type-options"] == "nosniff" and ready.headers["x-frame-options"] == "DENY"
@@ -153,6 +154,7 @@ async def test_tls_with_the_local_ca_http2_hsts_and_plain_http_redirects(nodes: 
     assert spec.status_code == 200 and spec.headers["content-encoding"] == "gzip" and "/v1/messages" in spec.json()["paths"]
     assert traced.headers["x-trace-id"] == "ab" * 16 and traced.headers["x-request-id"] == "req-1"
     assert_gateway_error(metrics, 404, "not_found")  # node metrics are scraped on the nodes, not at the edge
+    assert_gateway_error(too_large, 413, "payload_too_large")  # the app's 1 MiB, refused at the edge
 
     with pytest.raises(httpx.ConnectError):  # the system's trust store does not know the local CA
         async with httpx.AsyncClient(verify=True) as untrusted:

@@ -4,6 +4,7 @@ accepts, and bad settings are refused by name before nginx ever sees them."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,11 @@ _spec.loader.exec_module(render)  # type: ignore[union-attr]
 
 
 def nginx_accepts(conf: Path) -> None:
+    if shutil.which("nginx") is None:  # a fresh machine: the project's script installs it
+        subprocess.run(
+            ["bash", str(ROOT / "scripts" / "services.sh"), "gateway-config"],
+            env={**os.environ, "CHAT4ALL_GATEWAY_DIR": str(conf.parent / "installed")}, capture_output=True, timeout=600,
+        )
     if shutil.which("nginx") is None:
         server_missing("nginx is not installed (scripts/services.sh gateway-config installs it)")
     tls = conf.parent / "tls"
