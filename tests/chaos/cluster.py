@@ -21,7 +21,6 @@ from aiokafka import AIOKafkaClient
 from aiokafka.structs import TopicPartition
 
 from chat4all.adapters.kafka import bootstrap_servers, delete_namespace
-from tests.conftest import wait_until
 from tests.e2e.processes import Process, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,18 +88,13 @@ class Engines:
         return f"kafka-{max(leads, key=lambda n: leads[n])}"
 
     async def postgres_primary(self) -> int:
-        async with httpx.AsyncClient(timeout=3) as http:
-            for url in self.env["CHAT4ALL_HA_PATRONI_URLS"].split(","):
-                try:
-                    members = (await http.get(f"{url}/cluster")).json()["members"]
-                except (httpx.HTTPError, ValueError):
-                    continue
-                for m in members:
-                    if m["role"] == "leader":
-                        return int(m["name"].removeprefix("pg"))
+        for m in await self.patroni_cluster():
+            if m["role"] == "leader":
+                return int(m["name"].removeprefix("pg"))
         raise AssertionError("Patroni names no leader")
 
     async def patroni_cluster(self) -> list[dict[str, Any]]:
+        """The members as the first Patroni that answers sees them."""
         async with httpx.AsyncClient(timeout=3) as http:
             for url in self.env["CHAT4ALL_HA_PATRONI_URLS"].split(","):
                 try:
@@ -156,6 +150,11 @@ class Chat4All:
             p.start()
         await asyncio.gather(*(ready(p) for p in processes))
 
+
+async def ready(p: Process) -> None:
+    """Room for a machine that also runs three of every engine."""
+    await p.ready(timeout=120)
+
     def stop(self) -> None:
         for p in self.processes:
             if p.proc is not None and p.proc.poll() is None:
@@ -168,34 +167,20 @@ class Chat4All:
                     p.proc.kill()
 
 
-async def ready(p: Process, timeout: float = 120) -> None:
-    """Like Process.ready, with room for a machine that also runs three of every engine."""
-
-    async def answering() -> bool:
-        assert p.proc is not None and p.proc.poll() is None, p.log.read_text()[-2000:]
-        try:
-            async with httpx.AsyncClient() as http:
-                return (await http.get(f"{p.base_url}/health/ready")).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    await wait_until(answering, timeout=timeout, interval=0.2, what=f"{p.base_url} to be ready")
+async def _as_admin(admin_url: str, sql: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 async def create_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" OWNER chat4all')
-    finally:
-        await conn.close()
+    await _as_admin(admin_url, f'CREATE DATABASE "{name}" OWNER chat4all')
 
 
 async def drop_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _as_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run_env(env: dict[str, str], tmp: Path) -> tuple[dict[str, str], str, str]:

@@ -383,31 +383,16 @@ async def test_etcd_leader(run: Run) -> None:
                               lambda: asyncio.to_thread(run.engines.up, f"etcd-{node[0]}"), target_s=30))
 
 
-async def test_api_node(run: Run) -> None:
-    victim = run.app.apis[0]
+@pytest.mark.parametrize(
+    ("role", "fault", "target_s"),
+    [("api", "API node", 10), ("router", "router", 30), ("webhooks", "webhook worker", 30)],
+    ids=["api-node", "router", "webhook-worker"],
+)
+async def test_chat4all_process(run: Run, role: str, fault: str, target_s: float) -> None:
+    victim = {"api": run.app.apis, "router": run.app.routers, "webhooks": run.app.webhooks}[role][0]
 
     async def kill() -> str:
         victim.kill()
-        return "api-1"
+        return f"{role}-1"
 
-    _assert_held(await _phase(run, "API node", kill, lambda: _restart(run, victim), target_s=10))
-
-
-async def test_router(run: Run) -> None:
-    victim = run.app.routers[0]
-
-    async def kill() -> str:
-        victim.kill()
-        return "router-1"
-
-    _assert_held(await _phase(run, "router", kill, lambda: _restart(run, victim), target_s=30))
-
-
-async def test_webhook_worker(run: Run) -> None:
-    victim = run.app.webhooks[0]
-
-    async def kill() -> str:
-        victim.kill()
-        return "webhooks-1"
-
-    _assert_held(await _phase(run, "webhook worker", kill, lambda: _restart(run, victim), target_s=30))
+    _assert_held(await _phase(run, fault, kill, lambda: _restart(run, victim), target_s=target_s))

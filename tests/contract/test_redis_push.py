@@ -29,6 +29,8 @@ from chat4all.domain.errors import Unavailable
 from chat4all.domain.frames import Frame
 from chat4all.domain.ids import new_id, utcnow
 
+from tests.conftest import wait_until
+
 from .conftest import RedisKeyspace
 
 pytestmark = pytest.mark.redis
@@ -258,7 +260,10 @@ async def test_the_subscriber_comes_back_after_its_connection_is_killed(
     assert node_b.subscriber.subscriptions >= 2  # it subscribed again
     assert node_b.subscriber.subscribed
     # what was published during the gap is gone: the node's sockets are told to reconnect and catch up
-    assert bob.gaps >= 1
+    async def told() -> bool:
+        return bob.gaps >= 1
+
+    await wait_until(told, timeout=WAIT_S, what="the socket to be told of the gap")
 
 
 async def test_a_redis_restart_does_not_leave_the_node_deaf(make_node: NodeFactory, tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
+
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -93,11 +96,17 @@ class LocalHub:
             for subscriber in self._subscribers.get(username, ()):
                 subscriber.offer(frame)
 
-    def missed_frames(self) -> int:
-        """Tells every socket here that frames may have been lost; returns how many there are."""
+    def missed_frames(self, *, spread_s: float = 2.0) -> int:
+        """Tells every socket here that frames may have been lost; returns how many there are.
+        The sockets end at random moments within ``spread_s``, so their clients do not all
+        reconnect and catch up in the same instant."""
         subscribers = [s for group in self._subscribers.values() for s in group]
+        loop = asyncio.get_running_loop() if spread_s > 0 else None
         for subscriber in subscribers:
-            subscriber.missed()
+            if loop is None:
+                subscriber.missed()
+            else:
+                loop.call_later(random.uniform(0, spread_s), subscriber.missed)
         return len(subscribers)
 
     async def send(self, frames: Sequence[tuple[str, Frame]]) -> None:
