@@ -3,6 +3,9 @@
 into a directory, from the environment variables listed at the top of nginx.conf.template.
 
     python3 deploy/nginx/render.py DIR      # writes DIR/nginx.conf (+ includes), prints its path
+    python3 deploy/nginx/render.py --kubernetes deploy/nginx/k8s
+    python3 deploy/nginx/render.py --compose deploy/nginx/compose
+                                            # the gateways of deploy/k8s and deploy/compose (committed)
 
 Standard library only: scripts/services.sh runs it with the system python3. The TLS files are
 not made here (scripts/services.sh makes a local CA and server certificate in DIR/tls).
@@ -124,8 +127,10 @@ def render(env: dict[str, str], out: Path) -> Path:
     left = re.findall(r"@@[A-Z_]+@@", text)
     if left:
         raise ConfigError(f"the template names unknown settings: {sorted(set(left))}")
-    text = text.replace("js_import gateway from gateway.js;", f"js_import gateway from {out / 'gateway.js'};")
-    for sub in ("logs", "tmp", "tls"):
+    # where nginx will read the files: the render directory, or (Kubernetes) the ConfigMap's mount
+    config_dir = env.get("CHAT4ALL_GATEWAY_CONFIG_DIR", "").strip() or str(out)
+    text = text.replace("js_import gateway from gateway.js;", f"js_import gateway from {config_dir}/gateway.js;")
+    for sub in () if env.get("CHAT4ALL_GATEWAY_CONFIG_DIR") else ("logs", "tmp", "tls"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     for name in STATIC:
         shutil.copyfile(HERE / name, out / name)
@@ -136,12 +141,30 @@ def render(env: dict[str, str], out: Path) -> Path:
     return conf
 
 
+# The containers' gateways: this configuration mounted at /etc/chat4all/nginx, the certificate
+# at /etc/chat4all/tls; behind it, the API Service (deploy/k8s/base/gateway.yaml, the ConfigMap
+# chat4all-gateway and the Secret chat4all-gateway-tls) or the two API containers of Compose.
+_CONTAINER = {
+    "CHAT4ALL_GATEWAY_HOST": "0.0.0.0",
+    "CHAT4ALL_GATEWAY_CERT": "/etc/chat4all/tls/tls.crt",
+    "CHAT4ALL_GATEWAY_KEY": "/etc/chat4all/tls/tls.key",
+    "CHAT4ALL_GATEWAY_CONFIG_DIR": "/etc/chat4all/nginx",
+}
+PROFILES = {
+    "--kubernetes": {**_CONTAINER, "CHAT4ALL_GATEWAY_UPSTREAMS": "chat4all-api:8080"},
+    "--compose": {**_CONTAINER, "CHAT4ALL_GATEWAY_UPSTREAMS": "api-1:8080 api-2:8080"},
+}
+
+
 def main(argv: list[str]) -> int:
+    env = dict(os.environ)
+    if len(argv) == 3 and argv[1] in PROFILES:
+        env, argv = dict(PROFILES[argv[1]]), [argv[0], argv[2]]
     if len(argv) != 2:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     try:
-        print(render(dict(os.environ), Path(argv[1])))
+        print(render(env, Path(argv[1])))
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 1

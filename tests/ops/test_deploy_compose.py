@@ -4,12 +4,16 @@ dependency waits for a health check."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.ops.deploy_helpers import (
+    ROOT,
     DEPLOY,
     EMBEDDED_VALUES,
     REQUIRED_ENV,
@@ -130,7 +134,8 @@ def test_state_lives_in_named_volumes_and_mounted_files_exist(compose: dict[str,
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith("."):
-                assert (COMPOSE.parent / source).exists() or source == "../nginx", f"{name} mounts missing {source}"
+                # ./tls holds the operator's certificate: never committed
+                assert (COMPOSE.parent / source).exists() or source == "./tls", f"{name} mounts missing {source}"
             else:
                 used.add(source)
     assert used == declared
@@ -156,3 +161,18 @@ def test_grafana_provisioning_points_at_the_compose_prometheus_and_mounts_the_da
     provider = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "dashboards" / "chat4all.yml").read_text())
     path = provider["providers"][0]["options"]["path"]
     assert f"../grafana/dashboards:{path}:ro" in compose["services"]["grafana"]["volumes"]
+
+
+def test_the_gateway_reads_the_committed_compose_rendering_of_deploy_nginx(tmp_path: Path) -> None:
+    """deploy/nginx/compose is nginx.conf.template rendered for the two API containers."""
+    gateway = yaml.safe_load(COMPOSE.read_text())["services"]["gateway"]
+    assert "../nginx/compose:/etc/chat4all/nginx:ro" in gateway["volumes"]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "nginx" / "render.py"), "--compose", str(tmp_path)],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for name in ("nginx.conf", "headers.conf", "proxy.conf", "gateway.js"):
+        assert (tmp_path / name).read_text() == (ROOT / "deploy" / "nginx" / "compose" / name).read_text(), name
+    conf = (tmp_path / "nginx.conf").read_text()
+    assert "server api-1:8080 " in conf and "server api-2:8080 " in conf

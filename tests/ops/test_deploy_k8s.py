@@ -4,8 +4,8 @@ and roles, the consumer-lag metric it exports, the partition count as the router
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ from tests.ops.deploy_helpers import (
 
 K8S = DEPLOY / "k8s"
 OVERLAYS = ("dev", "prod")
-GATEWAY_CONFIG = DEPLOY / "nginx" / "nginx.conf.template"
 APP_ROLES = ("api", "router", "webhooks")
 
 
@@ -42,16 +41,8 @@ def kustomize() -> str:
 
 
 @pytest.fixture(scope="module")
-def deploy_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """deploy/ itself, or a copy with an empty gateway configuration while deploy/nginx does not
-    have one yet (the gateway's nginx.conf.template is written with the gateway)."""
-    if GATEWAY_CONFIG.exists():
-        yield DEPLOY
-        return
-    copy = tmp_path_factory.mktemp("deploy") / "deploy"
-    shutil.copytree(DEPLOY, copy)
-    (copy / "nginx" / "nginx.conf.template").write_text("# the gateway's configuration goes here\n")
-    yield copy
+def deploy_tree() -> Path:
+    return DEPLOY
 
 
 def _build(kustomize: str, tree: Path, overlay: str) -> str:
@@ -251,11 +242,32 @@ def test_the_migration_job_runs_the_app_migrate_command_before_the_rollout(overl
 def test_the_gateway_mounts_the_deploy_nginx_configuration(manifests: dict[str, str]) -> None:
     docs = _docs(manifests["prod"])
     config = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("chat4all-gateway-")]
-    assert len(config) == 1 and list(config[0]["data"]) == ["nginx.conf.template"]
+    assert len(config) == 1 and sorted(config[0]["data"]) == ["gateway.js", "headers.conf", "nginx.conf", "proxy.conf"]
+    conf = config[0]["data"]["nginx.conf"]
+    assert "@@" not in conf and "server chat4all-api:8080 " in conf
+    assert "js_import gateway from /etc/chat4all/nginx/gateway.js;" in conf
+    assert "ssl_certificate /etc/chat4all/tls/tls.crt;" in conf
     pod = _one(docs, "Deployment", "chat4all-gateway")["spec"]["template"]["spec"]
     volume = next(v for v in pod["volumes"] if v["name"] == "config")
     assert volume["configMap"]["name"] == config[0]["metadata"]["name"]
-    assert pod["containers"][0]["command"][:3] == ["nginx", "-c", "/etc/chat4all/nginx/nginx.conf"]
+    (container,) = pod["containers"]
+    assert container["command"][:5] == ["nginx", "-c", "/etc/chat4all/nginx/nginx.conf", "-p", "/tmp/nginx/"]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/etc/chat4all/nginx", "/etc/chat4all/tls", "/tmp/nginx/logs", "/tmp/nginx/tmp"} <= mounts
+    assert any(e["name"] == "CHAT4ALL_JWT_SECRET" for e in container["env"])
+
+
+def test_the_committed_kubernetes_gateway_is_the_template_rendered_today(tmp_path: Path) -> None:
+    """deploy/nginx/k8s is generated: it must not drift from nginx.conf.template."""
+    done = subprocess.run(
+        [sys.executable, str(DEPLOY / "nginx" / "render.py"), "--kubernetes", str(tmp_path)],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for name in ("nginx.conf", "headers.conf", "proxy.conf", "gateway.js"):
+        assert (tmp_path / name).read_text() == (DEPLOY / "nginx" / "k8s" / name).read_text(), (
+            f"deploy/nginx/k8s/{name} is stale: python3 deploy/nginx/render.py --kubernetes deploy/nginx/k8s"
+        )
 
 
 def test_prod_points_at_stores_replicated_three_times(manifests: dict[str, str]) -> None:
