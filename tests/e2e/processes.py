@@ -66,6 +66,8 @@ def embedded_process(tmp_path: Path, *, env: dict[str, str] | None = None) -> It
     """A `chat4all serve all` on a free port with its data and log under ``tmp_path``, not yet
     started; stopped with SIGTERM at the end if the test left it running."""
     p = Process(tmp_path / "data", free_port(), tmp_path / "server.log", env=env)
-    yield p
-    if p.proc is not None and p.proc.poll() is None:
-        p.kill(signal.SIGTERM)
+    try:
+        yield p
+    finally:  # a failing test too: else its server outlives the run
+        if p.proc is not None and p.proc.poll() is None:
+            p.kill(signal.SIGTERM)

@@ -8,6 +8,7 @@ on two cores); CHAT4ALL_FUZZ_EXAMPLES raises the count for a deeper run."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,7 +55,9 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_pa
             "--phases", "examples,coverage,fuzzing,stateful",
             "--seed", SEED,
             "--max-examples", EXAMPLES,
-            "--workers", "2",
+            # one worker: with two threads, hypothesis's ast.parse of filter lambdas sometimes hits
+            # CPython 3.11's "AST constructor recursion depth mismatch" (gh-106905) inside the fuzzer
+            "--workers", "1",
             "--generation-database", "none",
             "--request-timeout", "10",
             "--no-color",
@@ -65,7 +68,9 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_pa
         output = result.stdout + result.stderr
         print(output[-6000:])  # the summary: phases, links covered, warnings
         assert result.returncode == 0, output[-15000:]
-        assert "Operations:       28 selected / 28 total" in output or "28 selected" in output, output[-3000:]
+        selected = re.search(r"Operations:\s+(\d+) selected / (\d+) total", output)
+        assert selected is not None and selected.group(1) == selected.group(2), output[-3000:]  # every operation
+        assert int(selected.group(1)) >= 28
         assert server.proc is not None and server.proc.poll() is None, "the server died under fuzzing"
         log = server.log.read_text()
         assert "unhandled error" not in log, log[-5000:]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 
 from chat4all import __version__
 from chat4all.adapters.localfs import URL_PREFIX as BLOB_URL_PREFIX
@@ -15,9 +17,10 @@ from chat4all.api import ws
 from chat4all.api.errors import install_error_handlers
 from chat4all.api.fast_send import SendFastPath
 from chat4all.api.middleware import BodyLimit, JsonBody, RequestContext
-from chat4all.api.openapi import build_openapi
+from chat4all.api.openapi import complete_openapi
 from chat4all.api.routes import auth, blobs, conversations, files, health, messages, presence, users, webhooks
 from chat4all.api.routes import connectors
+from chat4all.api.schemas import PasswordGrant, RefreshGrant
 from chat4all.config import Settings
 from chat4all.observability import heap
 from chat4all.runtime import Role, Runtime, build_runtime
@@ -83,9 +86,31 @@ def create_app(
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "traceparent"],
-            expose_headers=["x-trace-id", "Retry-After", "Location"],
+            expose_headers=["x-trace-id", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
             max_age=600,
         )
     app.add_middleware(RequestContext, access_log=settings.access_log)
-    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    # FastAPI documents its own validation error shape; ours replaces it (api/errors.py)
+    error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            invalid = operation.get("responses", {}).get("422")
+            if invalid is not None:
+                invalid["content"] = {"application/json": {"schema": error_ref}}
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    # the token endpoint parses its body by content type itself; publish the two grant shapes
+    for model in (PasswordGrant, RefreshGrant):
+        components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    complete_openapi(schema, app.state.runtime)  # what the server enforces beyond its models
+    app.openapi_schema = schema
+    return schema

@@ -1,7 +1,7 @@
 """The OpenAPI document, completed with what the server enforces beyond its models (issue 14).
 
 FastAPI derives the document from the routes and models; this adds what only the running server
-knows or what the models cannot say: our error shape for 422, the 415 of every body, the channel
+knows or what the models cannot say: the 415 of every body, the channel
 names (built-in, installed plugins and configured connectors, when the document is generated),
 the shape of ids in paths, the configured size limits, and links between operations (so a
 generated client, or a stateful fuzzer, can follow a created resource to the operations on it).
@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
-
-from chat4all.api.schemas import UUID_DOC, USERNAME_DOC, PasswordGrant, RefreshGrant
+from chat4all.api.schemas import UUID_DOC, USERNAME_DOC
 from chat4all.domain.models import ALL_CHANNELS, INTERNAL
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
@@ -56,20 +53,13 @@ _LINKS: dict[tuple[str, str], dict[str, tuple[str, str, dict[str, str], dict[str
 }
 
 
-def build_openapi(app: FastAPI) -> dict[str, Any]:
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+def complete_openapi(schema: dict[str, Any], runtime: Any) -> None:
+    """Adds to FastAPI's document (made by ``api/app.py``) what only the running server knows."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    runtime = app.state.runtime
     external = sorted(runtime.services.users.supported_channels)
-    channel_param = {"type": "string", "enum": external}
-    for path, operations in schema.get("paths", {}).items():
-        for method, operation in operations.items():
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
             responses = operation.setdefault("responses", {})
-            # FastAPI documents its own validation error shape; ours replaces it (api/errors.py)
-            if "422" in responses:
-                responses["422"]["content"] = {"application/json": {"schema": ERROR_REF}}
             if "requestBody" in operation:  # api.middleware.JsonBody
                 responses.setdefault(
                     "415", {"description": "The body is not JSON", "content": {"application/json": {"schema": ERROR_REF}}}
@@ -78,21 +68,14 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 if parameter.get("in") != "path":
                     continue
                 name = parameter["name"]
-                if name.endswith("_id"):
+                if name.endswith("_id"):  # api/paths.py: ids route as UUIDs only
                     parameter["schema"] = {"type": "string", **UUID_DOC}
                 elif name == "channel":
-                    parameter["schema"] = dict(channel_param)
+                    parameter["schema"] = {"type": "string", "enum": external}
                 elif name == "username":
                     parameter["schema"] = {"type": "string", **USERNAME_DOC}
-    components.pop("HTTPValidationError", None)
-    components.pop("ValidationError", None)
-    # the token endpoint parses its body by content type itself; publish the two grant shapes
-    for model in (PasswordGrant, RefreshGrant):
-        components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     _enforced_limits(components, runtime.settings, [INTERNAL, ALL_CHANNELS, *external])
     _links(schema)
-    app.openapi_schema = schema
-    return schema
 
 
 def _enforced_limits(components: dict[str, Any], settings: Any, channels: list[str]) -> None:
