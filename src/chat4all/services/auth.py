@@ -16,6 +16,7 @@ from chat4all.domain.errors import InvalidInput, Unauthenticated
 from chat4all.domain.ids import new_id, utcnow
 from chat4all.domain.models import User, is_valid_username
 from chat4all.ports import MetadataStore
+from chat4all.services.abuse import AbuseGuard
 
 _ALGORITHM = "HS256"
 _VERIFIED_CACHE_SIZE = 50_000
@@ -42,8 +43,10 @@ class AuthService:
         access_ttl_s: int,
         refresh_ttl_s: int,
         bcrypt_rounds: int,
+        guard: AbuseGuard | None = None,
     ) -> None:
         self._metadata = metadata
+        self._guard = guard
         self._secret = secret
         self._access_ttl = access_ttl_s
         self._refresh_ttl = refresh_ttl_s
@@ -52,22 +55,30 @@ class AuthService:
         self._verified: dict[str, tuple[str, float]] = {}  # access token → (username, expiry)
         self._dummy_hash = bcrypt.hashpw(_prehash("not-a-password"), bcrypt.gensalt(bcrypt_rounds))
 
-    async def register(self, *, username: str, password: str) -> User:
+    async def register(self, *, username: str, password: str, address: str = "") -> User:
         if not is_valid_username(username):
             raise InvalidInput("username must be 3-32 characters of a-z, 0-9, '.', '_' or '-'")
         if not 8 <= len(password) <= 128:
             raise InvalidInput("password must be 8-128 characters")
+        if self._guard is not None:
+            await self._guard.register(address)
         hashed = await asyncio.to_thread(bcrypt.hashpw, _prehash(password), bcrypt.gensalt(self._rounds))
         user = User(username=username, password_hash=hashed.decode(), created_at=utcnow())
         await self._metadata.create_user(user)
         return user
 
-    async def login(self, *, username: str, password: str) -> TokenPair:
+    async def login(self, *, username: str, password: str, address: str = "") -> TokenPair:
+        if self._guard is not None:
+            await self._guard.before_login(username, address)
         user = await self._metadata.get_user(username)
         stored = user.password_hash.encode() if user else self._dummy_hash
         ok = await asyncio.to_thread(bcrypt.checkpw, _prehash(password), stored)
         if user is None or not ok:
+            if self._guard is not None:
+                await self._guard.login_failed(username, address)
             raise Unauthenticated("wrong username or password")
+        if self._guard is not None:
+            await self._guard.login_succeeded(username)
         return await self._issue(username, family_id=new_id())
 
     async def refresh(self, *, refresh_token: str) -> TokenPair:
