@@ -50,6 +50,7 @@ def serve(
         timeout_graceful_shutdown=10,
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        ws_max_size=settings.ws_max_frame_bytes,  # a larger client frame closes the socket with 1009
     )
     server = uvicorn.Server(config)
     try:

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     # the status outbox's relay looks for events left by other processes this often (its own
     # commits wake it at once)
     outbox_poll_interval_s: float = Field(0.5, gt=0)
+    # WebSocket: sockets per user on one node (a new one closes the oldest, 1008), client frame
+    # size (1009) and pings per minute (1008)
+    ws_max_sockets_per_user: int = Field(20, ge=1)
+    ws_max_frame_bytes: int = Field(131_072, ge=1024)
+    ws_pings_per_minute: int = Field(60, ge=1)
     # idempotency: a client-chosen message_id is remembered at accept time this long
     idempotency_ttl_s: int = Field(24 * 3600, ge=60)
 

@@ -206,6 +206,8 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
             log=event_log,
             node_id=settings.node_id,
             queue_size=settings.ws_send_queue,
+            max_sockets_per_user=settings.ws_max_sockets_per_user,
+            pings_per_minute=settings.ws_pings_per_minute,
         ),
         files=files,
         webhooks=webhooks,

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import websockets
 
 from chat4all.client import ApiError
 from chat4all.config import Settings
@@ -30,6 +31,9 @@ def settings(settings: Settings) -> Settings:
             "max_text_chars": 100,
             "max_metadata_bytes": 300,
             "history_page_max_bytes": 2000,
+            "ws_max_sockets_per_user": 2,
+            "ws_max_frame_bytes": 4096,
+            "ws_pings_per_minute": 5,
         }
     )
 
@@ -192,3 +196,43 @@ async def test_a_history_page_has_a_byte_budget(server, pair) -> None:
         seen += [m["message_id"] for m in page["items"]]
         since = page["next_since"]
     assert seen == sent
+
+
+# WebSocket -------------------------------------------------------------------------------------
+
+
+async def closed_with(socket, timeout: float = 10.0) -> tuple[int, str]:
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:
+            await socket.receive(timeout=timeout)
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def test_a_users_sockets_are_capped_and_the_oldest_is_closed(make_user) -> None:
+    bob = await make_user("bob")
+    async with bob.websocket() as first, bob.websocket() as second:
+        await second.ping()
+        assert (await second.receive())["type"] == "pong"
+        async with bob.websocket() as third:
+            assert (await closed_with(first))[0] == 1008
+            for socket in (second, third):  # the newer ones keep working
+                await socket.ping()
+                assert (await socket.receive())["type"] == "pong"
+
+
+async def test_a_frame_too_large_closes_the_socket_with_1009(make_user) -> None:
+    bob = await make_user("bob")
+    async with bob.websocket() as socket:
+        await socket.send({"type": "ack", "message_ids": ["x" * 36] * 200})  # ~8 KB > 4 KiB
+        assert (await closed_with(socket))[0] == 1009
+
+
+async def test_pinging_too_fast_closes_the_socket_with_1008(make_user) -> None:
+    bob = await make_user("bob")
+    async with bob.websocket() as socket:
+        for _ in range(5):
+            await socket.ping()
+            assert (await socket.receive())["type"] == "pong"
+        await socket.ping()  # the sixth within the minute
+        code, reason = await closed_with(socket)
+        assert code == 1008 and "ping" in reason

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocketDisconnect
 from chat4all.domain.errors import Unauthenticated
 from chat4all.domain.frames import control_frame
 from chat4all.runtime import Runtime
-from chat4all.services.connections import Connection, ConnectionService, Overflow
+from chat4all.services.connections import CLOSE_TOO_BIG, Connection, ConnectionService, Overflow
 
 router = APIRouter()
 
@@ -49,7 +49,10 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     connection = await connections.open(username)
     tasks = [
         asyncio.create_task(_write(websocket, connections, connection)),
-        asyncio.create_task(_read(websocket, connections, connection, runtime.settings.ws_heartbeat_timeout_s)),
+        asyncio.create_task(
+            _read(websocket, connections, connection, runtime.settings.ws_heartbeat_timeout_s, runtime.settings.ws_max_frame_bytes)
+        ),
+        asyncio.create_task(_ended(websocket, connection)),
     ]
     try:
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -77,7 +80,16 @@ async def _write(websocket: WebSocket, connections: ConnectionService, connectio
         return
 
 
-async def _read(websocket: WebSocket, connections: ConnectionService, connection: Connection, timeout_s: float) -> None:
+async def _ended(websocket: WebSocket, connection: Connection) -> None:
+    """Closes the socket when the server ends it (abuse limits: services/connections.Ended)."""
+    ended = await connection.ended
+    with contextlib.suppress(Exception):
+        await websocket.close(code=ended.code, reason=ended.reason)
+
+
+async def _read(
+    websocket: WebSocket, connections: ConnectionService, connection: Connection, timeout_s: float, max_bytes: int
+) -> None:
     while True:
         try:
             message = await asyncio.wait_for(websocket.receive(), timeout_s)
@@ -89,6 +101,9 @@ async def _read(websocket: WebSocket, connections: ConnectionService, connection
         raw = message.get("text") if message.get("text") is not None else message.get("bytes")
         if raw is None:
             continue
+        if len(raw) > max_bytes:
+            connection.end(CLOSE_TOO_BIG, f"frames are at most {max_bytes} bytes")
+            return
         reply = await connections.on_client_frame(connection, raw)
         if reply is not None:
             connection.offer(reply)
