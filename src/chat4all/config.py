@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     login_failures_forget_s: float = Field(3600.0, gt=0)  # a streak with no new failure this long is forgotten
     register_per_address_per_hour: int = Field(100, ge=1)
     send_messages_per_minute: int = Field(1200, ge=1)  # per sender
-    send_recipients_per_minute: int = Field(20_000, ge=1)  # per sender: a message costs one per recipient
+    send_recipients_per_minute: int = Field(3_000, ge=1)  # per sender: a message costs one per recipient
     group_max_members: int = Field(1000, ge=2, le=100_000)
     groups_per_user_per_hour: int = Field(100, ge=1)
     conversations_lookup_per_minute: int = Field(30, ge=1)  # conversation creations naming unknown users

@@ -27,7 +27,7 @@ class AbuseRules:
     login_failures_forget_s: float = 3600.0
     register_per_address_per_hour: int = 100
     send_messages_per_minute: int = 1200
-    send_recipients_per_minute: int = 20_000
+    send_recipients_per_minute: int = 3_000
     groups_per_user_per_hour: int = 100
     conversations_lookup_per_minute: int = 30
 
