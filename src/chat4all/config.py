@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     webhooks_max_per_user: int = Field(10, ge=1)
     # SSRF: private, loopback, link-local, ... addresses are refused unless allowed here
     webhooks_allow_private: bool = False
-    webhooks_allowed_networks: str | None = None  # CIDRs, comma-separated; default: loopback if SQLite
+    webhooks_allowed_networks: str | None = None  # CIDRs, comma-separated, e.g. 127.0.0.0/8,::1/128 to try on one machine
     webhooks_poll_interval_s: float = Field(0.5, gt=0)
     webhooks_max_in_flight: int = Field(32, ge=1)
     webhooks_claim_ttl_s: float = Field(30.0, gt=0)  # a callback held by a worker that died is retried after this
@@ -130,6 +130,33 @@ class Settings(BaseSettings):
     # the simulated WhatsApp, Instagram and Messenger, configured at start if they are not; default: SQLite only
     connectors_simulated: bool | None = None
 
+    # abuse limits (429 rate_limited): counted in Redis when limits_url (default: presence_url) is
+    # redis://, else in this process's memory; defaults a person or an app never meets
+    limits_url: str | None = None
+    login_per_address_per_minute: int = Field(60, ge=1)
+    login_per_account_per_minute: int = Field(30, ge=1)
+    login_free_failures: int = Field(5, ge=0)  # wrong passwords in a row before back-off starts
+    login_backoff_base_s: float = Field(1.0, gt=0)  # then locked base, 2×base, 4×base, ... seconds
+    login_backoff_max_s: float = Field(900.0, gt=0)
+    login_failures_forget_s: float = Field(3600.0, gt=0)  # a streak with no new failure this long is forgotten
+    register_per_address_per_hour: int = Field(100, ge=1)
+    send_messages_per_minute: int = Field(1200, ge=1)  # per sender
+    send_recipients_per_minute: int = Field(3_000, ge=1)  # per sender: a message costs one per recipient
+    group_max_members: int = Field(1000, ge=2, le=100_000)
+    groups_per_user_per_hour: int = Field(100, ge=1)
+    conversations_lookup_per_minute: int = Field(30, ge=1)  # conversation creations naming unknown users
+    max_metadata_bytes: int = Field(16_384, gt=0)  # a message's metadata as JSON
+    history_page_max_bytes: int = Field(4 * 1024**2, gt=0)  # a page of history stops before this many bytes
+    # the status outbox's relay looks for events left by other processes this often (its own
+    # commits wake it at once)
+    outbox_poll_interval_s: float = Field(0.5, gt=0)
+    # WebSocket: sockets per user on one node (a new one closes the oldest, 1008), client frame
+    # size (1009) and pings per minute (1008)
+    ws_max_sockets_per_user: int = Field(20, ge=1)
+    ws_max_frame_bytes: int = Field(131_072, ge=1024)
+    ws_pings_per_minute: int = Field(60, ge=1)
+    # idempotency: a client-chosen message_id is remembered at accept time this long
+    idempotency_ttl_s: int = Field(24 * 3600, ge=60)
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, v: str) -> str:
@@ -181,10 +208,15 @@ class Settings(BaseSettings):
 
     @property
     def resolved_webhooks_allowed_networks(self) -> str:
-        """The embedded profile (SQLite) lets webhooks call loopback, so one machine can try them."""
-        if self.webhooks_allowed_networks is not None:
-            return self.webhooks_allowed_networks
-        return "127.0.0.0/8,::1/128" if self.is_sqlite else ""
+        """Nothing beyond public addresses unless an operator lists networks (loopback included:
+        on a shared host a webhook to 127.0.0.1 reaches every local service)."""
+        return self.webhooks_allowed_networks or ""
+
+    @property
+    def resolved_limits_url(self) -> str:
+        if self.limits_url:
+            return self.limits_url
+        return self.presence_url if self.presence_url.startswith(("redis://", "rediss://", "redis+sentinel://")) else "memory://"
 
     @property
     def simulated_connectors_by_default(self) -> bool:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from chat4all.domain.connectors import ConnectorConfig
 from chat4all.domain.files import FileRecord, FileStatus
 from chat4all.domain.frames import Frame
+from chat4all.domain.limits import Backoff, Decision, Limit
 from chat4all.domain.models import Conversation, Delivery, Message, Presence, StatusChange, User
 from chat4all.domain.status import DeliveryStatus
 from chat4all.domain.webhooks import DeliveryState, Webhook
@@ -538,3 +539,31 @@ class ConnectorLinks(Protocol):
 
     async def latest(self, channel: str, external_id: str) -> ConnectorLink | None:
         """The most recent message bridged to this identity."""
+
+
+class RateLimiter(Protocol):
+    """Counts requests against limits (domain/limits.py): in memory in one process, in Redis
+    when several share the counts. Keys are opaque; callers choose them ("send:alice")."""
+
+    async def hit(self, *rules: Limit) -> Decision:
+        """Charges every rule, or none if one refuses; the verdict over all of them."""
+
+    async def fail(self, backoff: Backoff) -> float:
+        """Records one more failure in a row; the seconds the key is now locked (0: still free)."""
+
+    async def locked_for(self, key: str) -> float:
+        """Seconds left of the key's lock after failures (0 when not locked)."""
+
+    async def clear(self, key: str) -> None:
+        """Forgets the key's failures (a success)."""
+
+
+class AcceptedIds(Protocol):
+    """Client-chosen message_ids taken at accept time, remembered for a TTL: a retry that arrives
+    before the router stored the first is still recognised as a duplicate."""
+
+    async def claim(self, message_id: str, *, sender: str, conversation_id: str) -> tuple[str, str] | None:
+        """Takes the id; None if it was free, else (sender, conversation_id) of whoever took it."""
+
+    async def release(self, message_id: str) -> None:
+        """Gives the id back (its accept failed before reaching the log)."""

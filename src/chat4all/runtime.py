@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from chat4all.adapters.memory import LocalHub, MemoryPresenceStore
+from chat4all.adapters.memory_limits import MemoryRateLimiter
+from chat4all.adapters.sql.accepted_ids import SqlAcceptedIds
+from chat4all.adapters.sql.status_outbox import SqlStatusOutbox
 from chat4all.adapters.sql.connector_links import SqlConnectorLinks
 from chat4all.adapters.sql.conversations import SqlConversationStore
 from chat4all.adapters.sql.database import Database
 from chat4all.adapters.sql.files import SqlFileStore
 from chat4all.adapters.sql.messages import SqlMessageStore
 from chat4all.adapters.sql.metadata import SqlMetadataStore
-from chat4all.adapters.sql.migrate import upgrade
+from chat4all.adapters.sql.migrate import SchemaCheck, upgrade
 from chat4all.adapters.sqllog import SqlEventLog
 from chat4all.adapters.sql.webhook_outbox import SqlWebhookOutbox
 from chat4all.adapters.sql.webhooks import SqlWebhookRegistry
@@ -26,9 +29,12 @@ from chat4all.adapters.webhook_http import HttpCallbackTransport
 from chat4all.config import Settings
 from chat4all.connectors.registry import Plugins
 from chat4all.domain.egress import EgressPolicy
+from chat4all.domain.errors import Unavailable
 from chat4all.domain.events import FileEvent, MessageEvent, PresenceEvent, StatusEvent
 from chat4all.ports import BlobStore, EventLog, MessageStore, MetadataStore, PresenceStore, Push, WebhookOutbox
-from chat4all.ports import ConnectorConfigStore
+from chat4all.ports import AcceptedIds, ConnectorConfigStore, RateLimiter
+from chat4all.services.abuse import AbuseGuard, AbuseRules
+from chat4all.workers.outbox_relay import OutboxRelay
 from chat4all.observability.logging import get_logger
 from chat4all.runtime_connectors import connector_configs, connector_dispatcher, connector_hub, dead_letter_service
 from chat4all.services.dead_letters import DeadLetterService
@@ -136,7 +142,8 @@ class Runtime:
                 await asyncio.wait_for(component.ping(), timeout=3)
                 checks[name] = "ok"
             except Exception as exc:  # readiness reports any failure rather than raising it
-                checks[name] = f"down: {type(exc).__name__}"
+                reason = f": {exc.message}" if isinstance(exc, Unavailable) else ""
+                checks[name] = f"down: {type(exc).__name__}{reason}"
         return checks
 
 
@@ -154,8 +161,15 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
     hub = LocalHub()
     presence, push = _presence_and_push(settings, hub, role, components)
 
-    conversations = ConversationService(conversations=conversation_store, metadata=metadata)
-    deliveries = DeliveryService(messages=message_store, log=event_log, push=push)
+    components["schema"] = SchemaCheck(database)  # readiness: the tables are those this code needs
+    limiter, accepted_ids = _limits(settings, database, components)
+    guard = AbuseGuard(limiter, abuse_rules(settings))
+    conversations = ConversationService(
+        conversations=conversation_store, metadata=metadata, max_members=settings.group_max_members, guard=guard
+    )
+    relay = OutboxRelay(SqlStatusOutbox(database), event_log, poll_interval_s=settings.outbox_poll_interval_s)
+    components["outbox_relay"] = relay  # started after the log, stopped (and drained) before it
+    deliveries = DeliveryService(messages=message_store, push=push, relay=relay)
     blobs, files, cleanup = _files(settings, database, event_log, role, components)
     webhooks, webhook_workers = _webhooks(settings, database, metadata, message_store, event_log, role, components)
     connectors = connector_hub(settings, database, metadata)
@@ -168,6 +182,10 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
         max_text_chars=settings.max_text_chars,
         files=files,
         supported_channels=connectors.all_channels,  # built-in, installed plugins and configured channels
+        guard=guard,
+        accepted_ids=accepted_ids,
+        max_metadata_bytes=settings.max_metadata_bytes,
+        history_page_max_bytes=settings.history_page_max_bytes,
     )
     services = Services(
         auth=AuthService(
@@ -178,6 +196,7 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
             bcrypt_rounds=settings.bcrypt_rounds,
             revocation_check_s=settings.auth_revocation_check_s,
             refresh_reuse_grace_s=settings.auth_refresh_reuse_grace_s,
+            guard=guard,
         ),
         users=UserService(metadata=metadata, supported_channels=connectors.external_channels),
         conversations=conversations,
@@ -191,6 +210,8 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
             log=event_log,
             node_id=settings.node_id,
             queue_size=settings.ws_send_queue,
+            max_sockets_per_user=settings.ws_max_sockets_per_user,
+            pings_per_minute=settings.ws_pings_per_minute,
         ),
         files=files,
         webhooks=webhooks,
@@ -228,6 +249,30 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
         workers=workers,
         blobs=blobs,
         tasks=[cleanup] if cleanup is not None else [],
+    )
+
+
+def abuse_rules(settings: Settings) -> AbuseRules:
+    return AbuseRules(**{f: getattr(settings, f) for f in AbuseRules.__dataclass_fields__})
+
+
+def _limits(
+    settings: Settings, database: Database, components: dict[str, Component]
+) -> tuple[RateLimiter, AcceptedIds]:
+    """Rate limits and accepted message_ids: in Redis when shared (limits_url), else in this
+    process (limits) and the database (message_ids)."""
+    url = settings.resolved_limits_url
+    if url.startswith("memory://"):
+        return MemoryRateLimiter(), SqlAcceptedIds(database, ttl_s=settings.idempotency_ttl_s)
+    from chat4all.adapters.redis import RedisConnection, connect
+    from chat4all.adapters.redis_limits import RedisAcceptedIds, RedisRateLimiter
+
+    client = connect(url)
+    components["limits"] = RedisConnection(client)
+    prefix = "c4a" + (f":{settings.namespace}" if settings.namespace else "")
+    return (
+        RedisRateLimiter(client, key_prefix=prefix),
+        RedisAcceptedIds(client, key_prefix=prefix, ttl_s=settings.idempotency_ttl_s),
     )
 
 
@@ -438,6 +483,10 @@ def _check_urls(settings: Settings, role: Role) -> None:
         raise ConfigurationError(f"unsupported metadata URL {settings.metadata_url!r} (db or etcd://)")
     if not settings.resolved_blob_url.startswith(("file://", "s3://")):
         raise ConfigurationError(f"unsupported blob URL {settings.resolved_blob_url!r} (file:// or s3://)")
+    if not settings.resolved_limits_url.startswith(("memory://", "redis://", "rediss://", "redis+sentinel://")):
+        raise ConfigurationError(
+            f"unsupported limits URL {settings.resolved_limits_url!r} (memory://, redis:// or redis+sentinel://)"
+        )
     if not settings.presence_url.startswith(("memory://", "redis://", "rediss://", "redis+sentinel://")):
         raise ConfigurationError(
             f"unsupported presence URL {settings.presence_url!r} (memory://, redis:// or redis+sentinel://)"

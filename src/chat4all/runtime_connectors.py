@@ -11,7 +11,9 @@ from chat4all.adapters.sql.connector_queue import SqlDeliveryQueue
 from chat4all.adapters.sql.database import Database
 from chat4all.adapters.sql.files import SqlFileStore
 from chat4all.adapters.sql.messages import SqlMessageStore
+from chat4all.adapters.sql.status_outbox import SqlStatusOutbox
 from chat4all.config import Settings
+from chat4all.workers.outbox_relay import OutboxRelay
 from chat4all.connectors.hub import BreakerRules, ConnectorHub
 from chat4all.connectors.registry import Plugins
 from chat4all.connectors.resilience import RetryPolicy
@@ -99,7 +101,12 @@ def dead_letter_service(settings: Settings, database: Database, event_log: Event
         messages=messages,
         queue=SqlDeliveryQueue(database),
         # outside a server there are no sockets: status frames go nowhere, StatusEvents to the log
-        deliveries=DeliveryService(messages=messages, log=event_log, push=LocalHub()),
+        deliveries=DeliveryService(
+            messages=messages,
+            push=LocalHub(),
+            relay=OutboxRelay(SqlStatusOutbox(database), event_log),
+            wait_for_relay=True,
+        ),
         # a Kafka reader needs a moment to be assigned its partitions
         first_poll_s=10.0 if kafka else 0.5,
         next_poll_s=2.0 if kafka else 0.1,

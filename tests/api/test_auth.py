@@ -115,3 +115,20 @@ async def test_unknown_channel_is_422_and_an_identity_belongs_to_one_user(make_u
     with pytest.raises(ApiError) as taken:
         await bob.set_channel("telegram", "1001")
     assert (taken.value.status, taken.value.code) == (409, "conflict")
+
+
+async def test_phone_identities_are_one_e164_number_however_written(make_user) -> None:
+    alice = await make_user("alice")
+    bob = await make_user("bob")
+    mapped = await alice.set_channel("whatsapp", "+1 (555) 000-2222")
+    assert mapped == {"channel": "whatsapp", "external_id": "+15550002222"}
+    assert (await alice.me())["channels"] == {"whatsapp": "+15550002222"}
+    for spelling in ("+15550002222", "+1 555 000 2222", "0015550002222"):  # the same number: alice's
+        with pytest.raises(ApiError) as taken:
+            await bob.set_channel("whatsapp", spelling)
+        assert (taken.value.status, taken.value.code) == (409, "conflict"), spelling
+    for bad in ("555 000 2222", "+1", "+1555000222233334444", "call me"):  # no country code, too short, ...
+        with pytest.raises(ApiError) as refused:
+            await bob.set_channel("whatsapp", bad)
+        assert refused.value.status == 422, bad
+    assert (await bob.set_channel("instagram", " bob.insta "))["external_id"] == "bob.insta"  # not a phone channel

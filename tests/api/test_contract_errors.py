@@ -113,7 +113,8 @@ async def test_health_and_metrics(http: httpx.AsyncClient) -> None:
     assert (await http.get("/health/live")).json() == {"status": "ok", "checks": {}}
     ready = await http.get("/health/ready")
     assert ready.status_code == 200 and ready.json()["checks"] == {
-        "database": "ok", "event_log": "ok", "blobs": "ok", "webhooks": "ok", "connectors": "ok", "connector_dispatch": "ok"
+        "database": "ok", "event_log": "ok", "schema": "ok", "outbox_relay": "ok", "blobs": "ok", "webhooks": "ok",
+        "connectors": "ok", "connector_dispatch": "ok",
     }
     await http.get("/v1/users/me")
     metrics = (await http.get("/metrics")).text

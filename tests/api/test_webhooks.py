@@ -17,7 +17,14 @@ from tests.webhook_receiver import Receiver, running_receiver
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     # retries after 50, 100, 200 ms instead of 1, 2, 4 s; the embedded default allows loopback
-    return settings.model_copy(update={"webhooks_retry_base_s": 0.05, "webhooks_poll_interval_s": 0.05})
+    return settings.model_copy(
+        update={
+            "webhooks_retry_base_s": 0.05,
+            "webhooks_poll_interval_s": 0.05,
+            # the receiver listens on loopback, which no profile allows unless listed
+            "webhooks_allowed_networks": "127.0.0.0/8,::1/128",
+        }
+    )
 
 
 @pytest.fixture
@@ -284,16 +291,23 @@ async def test_an_endpoint_failing_for_consecutive_events_is_disabled_and_says_s
 
 async def test_loopback_is_refused_unless_allowed(settings: Settings) -> None:
     policies = {
+        "default": ({"webhooks_allowed_networks": None}, {"http://127.0.0.1:9/", "http://localhost:9/", "http://10.0.0.1/", "http://[::1]:9/"}, set()),
         "production default": ({"webhooks_allowed_networks": ""}, {"http://127.0.0.1:9/", "http://localhost:9/", "http://10.0.0.1/"}, set()),
+        # IPv6 forms that carry a forbidden IPv4 address: 6to4, Teredo, NAT64
+        "embedded IPv4": (
+            {"webhooks_allowed_networks": None},
+            {"http://[2002:7f00:1::]/", "http://[2002:a9fe:a9fe::1]/", "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/", "http://[64:ff9b::7f00:1]/", "http://[64:ff9b::a00:1]/"},
+            {"http://[2002:808:808::1]/"},
+        ),
         "allow private": ({"webhooks_allowed_networks": "", "webhooks_allow_private": True}, {"http://169.254.169.254/"}, {"http://127.0.0.1:9/", "http://10.0.0.1/", "http://[::1]:9/"}),
         "allow a network": ({"webhooks_allowed_networks": "10.9.0.0/16"}, {"http://10.8.0.1/", "http://127.0.0.1:9/"}, {"http://10.9.3.4/"}),
     }
-    for name, (update, refused, accepted) in policies.items():
+    for n, (name, (update, refused, accepted)) in enumerate(policies.items()):
         running, uv, task = await start_server(settings.model_copy(update=update))
         try:
             async with Chat4AllClient(running.base_url) as alice:
-                await alice.register(f"u-{len(name)}", "correct-horse-battery")
-                await alice.login(f"u-{len(name)}", "correct-horse-battery")
+                await alice.register(f"u-{n}", "correct-horse-battery")
+                await alice.login(f"u-{n}", "correct-horse-battery")
                 for url in refused:
                     with pytest.raises(ApiError) as no:
                         await register(alice, url)

@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from chat4all.adapters.kafka import delete_namespace
+from chat4all.bench.stack import bench_limits
 from chat4all.client import ApiError, Chat4AllClient
 from tests.conftest import PASSWORD, server_missing, wait_until
 from tests.e2e.processes import Process, free_port
@@ -82,6 +83,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         "CHAT4ALL_NAMESPACE": f"e2e-{suffix}",
         "CHAT4ALL_JWT_SECRET": secrets.token_urlsafe(32),
         "CHAT4ALL_ROUTER_SESSION_TIMEOUT_MS": "6000",
+        # these tests send as fast as they can from a few users: the abuse limits are not under test
+        **bench_limits(flooding=False),
     }
     migrate = subprocess.run(
         [sys.executable, "-m", "chat4all", "migrate"], env={**os.environ, **env}, capture_output=True, text=True, timeout=120

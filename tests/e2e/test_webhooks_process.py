@@ -16,7 +16,11 @@ from tests.webhook_receiver import Receiver, running_receiver
 
 pytestmark = pytest.mark.e2e
 
-FAST = {"CHAT4ALL_WEBHOOKS_RETRY_BASE_S": "0.05", "CHAT4ALL_WEBHOOKS_POLL_INTERVAL_S": "0.05"}
+FAST = {
+    "CHAT4ALL_WEBHOOKS_RETRY_BASE_S": "0.05",
+    "CHAT4ALL_WEBHOOKS_POLL_INTERVAL_S": "0.05",
+    "CHAT4ALL_WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",  # the receiver is on loopback
+}
 
 
 @pytest.fixture

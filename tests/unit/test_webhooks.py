@@ -123,6 +123,29 @@ def test_the_policy_refuses_non_public_addresses_unless_allowed() -> None:
         EgressPolicy.parse(allow_private=False, allowed_networks="not-a-network")
 
 
+@pytest.mark.parametrize(
+    ("address", "refusal"),
+    [
+        ("2002:7f00:1::", "loopback (6to4)"),
+        ("2002:a9fe:a9fe::1", "metadata (6to4)"),
+        ("2002:0a00:0001::", "private (6to4)"),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback (teredo)"),  # client 127.0.0.1, obfuscated
+        ("64:ff9b::7f00:1", "loopback (nat64)"),
+        ("64:ff9b::a9fe:a9fe", "metadata (nat64)"),
+        ("64:ff9b:1::c0a8:1", "private (nat64)"),
+        ("2002:808:808::1", None),  # 6to4 of a public address
+        ("64:ff9b::808:808", "reserved"),  # NAT64 of a public address: still a reserved range
+    ],
+)
+def test_ipv6_forms_carrying_a_forbidden_ipv4_are_refused(address: str, refusal: str | None) -> None:
+    assert EgressPolicy().refusal(ipaddress.ip_address(address)) == refusal
+
+
+def test_an_embedded_loopback_is_allowed_only_when_loopback_is_listed() -> None:
+    loopback = EgressPolicy.parse(allow_private=False, allowed_networks="127.0.0.0/8")
+    assert loopback.refusal(ipaddress.ip_address("2002:7f00:1::")) is None
+
+
 def test_parse_url() -> None:
     target = parse_url(" https://Example.com:8443/a/b?x=1 ")
     assert (target.scheme, target.host, target.port, target.target) == ("https", "example.com", 8443, "/a/b?x=1")

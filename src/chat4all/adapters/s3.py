@@ -30,7 +30,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chat4all.domain.errors import Conflict, NotFound, Unavailable
-from chat4all.domain.files import MiB, content_disposition
+from chat4all.domain.files import MiB, content_disposition, served_type
 from chat4all.ports import StoredPart
 
 READ_CHUNK = MiB
@@ -193,7 +193,7 @@ class S3BlobStore:
             "Bucket": self._where.bucket,
             "Key": self._key(key),
             "ResponseContentDisposition": content_disposition(filename),
-            "ResponseContentType": content_type,
+            "ResponseContentType": served_type(content_type),  # never an active type (HTML, SVG, ...)
         }
         return await self._presign("get_object", params, expires_at)
 

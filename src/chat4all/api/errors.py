@@ -17,6 +17,7 @@ from starlette.routing import Match
 
 from chat4all.api.schemas import UUID_PATTERN, ErrorResponse
 from chat4all.domain import errors as e
+from chat4all.domain.limits import RateLimited
 from chat4all.observability.logging import get_logger
 from chat4all.observability.tracing import current_trace_id
 
@@ -30,6 +31,7 @@ STATUS_OF: dict[type[e.Chat4AllError], int] = {
     e.PayloadTooLarge: 413,
     e.InvalidInput: 422,
     e.Unavailable: 503,
+    RateLimited: 429,
 }
 
 _HTTP_CODES = {
@@ -67,6 +69,8 @@ def domain_error_response(exc: e.Chat4AllError) -> JSON:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 503:
         headers = {"Retry-After": "1"}
+    if isinstance(exc, RateLimited):
+        headers = exc.headers()
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
 
@@ -160,6 +164,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Too large",
         415: "The body is not JSON",
         422: "Validation error",
+        429: "Rate limited: see Retry-After and the RateLimit-* headers",
         503: "A dependency is unavailable",
     }
     return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}

@@ -30,7 +30,7 @@ from chat4all.domain.frames import Frame, control_frame
 from chat4all.observability.logging import get_logger
 from chat4all.runtime import Runtime
 from chat4all.services.auth import AuthService, Session
-from chat4all.services.connections import Connection, ConnectionService, Overflow
+from chat4all.services.connections import CLOSE_TOO_BIG, Connection, ConnectionService, Overflow
 
 router = APIRouter()
 log = get_logger(__name__)
@@ -114,9 +114,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     tasks = [
         asyncio.create_task(_write(websocket, connections, connection)),
         asyncio.create_task(
-            _read(websocket, connections, connection, settings.ws_heartbeat_timeout_s, services.auth, auth)
+            _read(
+                websocket, connections, connection, settings.ws_heartbeat_timeout_s, services.auth, auth,
+                settings.ws_max_frame_bytes,
+            )
         ),
         asyncio.create_task(_guard(websocket, services.auth, auth)),
+        asyncio.create_task(_ended(websocket, connection)),
     ]
     try:
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -168,6 +172,13 @@ async def _write(websocket: WebSocket, connections: ConnectionService, connectio
         return
 
 
+async def _ended(websocket: WebSocket, connection: Connection) -> None:
+    """Closes the socket when the server ends it (abuse limits: services/connections.Ended)."""
+    ended = await connection.ended
+    with contextlib.suppress(Exception):
+        await websocket.close(code=ended.code, reason=ended.reason)
+
+
 async def _read(
     websocket: WebSocket,
     connections: ConnectionService,
@@ -175,6 +186,7 @@ async def _read(
     timeout_s: float,
     auth_service: AuthService,
     auth: _Auth,
+    max_bytes: int,
 ) -> None:
     while True:
         try:
@@ -187,6 +199,9 @@ async def _read(
         raw = message.get("text") if message.get("text") is not None else message.get("bytes")
         if raw is None:
             continue
+        if len(raw) > max_bytes:
+            connection.end(CLOSE_TOO_BIG, f"frames are at most {max_bytes} bytes")
+            return
         if ('"auth"' in raw if isinstance(raw, str) else b'"auth"' in raw) and (token := _auth_frame_token(raw)):
             connection.offer(await _reauthenticate(auth_service, auth, token))
             await connections.heartbeat(connection)

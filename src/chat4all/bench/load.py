@@ -60,8 +60,33 @@ def schedule(rate: float, duration: float, ramp: float) -> list[float]:
     return times
 
 
+@dataclass
+class Flood:
+    """One user posting to large groups while the others send normally (``--flood-*``): how the
+    limits keep the others' accept latency; the flooder's answers are counted apart."""
+
+    groups: int
+    members: int
+    rate: float
+    sent: int = 0
+    answers: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    accept_ms: list[float] = field(default_factory=list)
+
+
 class Load:
-    def __init__(self, api_urls: list[str], *, rate: float, duration: float, conversations: int, recipients: int, ramp: float) -> None:
+    def __init__(
+        self,
+        api_urls: list[str],
+        *,
+        rate: float,
+        duration: float,
+        conversations: int,
+        recipients: int,
+        ramp: float,
+        flood: Flood | None = None,
+    ) -> None:
+        self.flood = flood
+        self._flood_target: tuple[str, str, list[str]] | None = None  # url, token, conversation ids
         self.urls = api_urls
         self.rate, self.duration, self.ramp = rate, duration, ramp
         self.n_conversations, self.n_recipients = conversations, recipients
@@ -88,6 +113,8 @@ class Load:
         jobs = [self._conversation(i) for i in range(self.n_conversations)]
         for start in range(0, len(jobs), 20):  # a few at a time: registration hashes passwords
             await asyncio.gather(*jobs[start : start + 20])
+        if self.flood is not None:
+            await self._flood_setup(self.flood)
         for i, r in enumerate(self.recipients):
             r.ws = await self.sessions[r.url].ws_connect("/v1/ws", headers={"Authorization": f"Bearer {r.token}"}, max_msg_size=0)
             await r.ws.send_str('{"type":"ping"}')
@@ -122,6 +149,50 @@ class Load:
         self.senders.append((url, token, conversation_id))
         self.members.append(members)
 
+    async def _flood_setup(self, flood: Flood) -> None:
+        url = self.urls[0]
+        token = await self._user(url, f"b{self.run_id}flood")
+        names = [f"b{self.run_id}f{j}" for j in range(flood.members)]
+        for start in range(0, len(names), 20):
+            await asyncio.gather(*(self._user(url, n) for n in names[start : start + 20]))
+        groups = []
+        for _ in range(flood.groups):
+            async with self.sessions[url].post(
+                "/v1/conversations", json={"type": "group", "members": names}, headers={"Authorization": f"Bearer {token}"}
+            ) as resp:
+                if resp.status != 201:
+                    raise RuntimeError(f"flood group: {resp.status} {await resp.text()}")
+                groups.append((await resp.json())["conversation_id"])
+        self._flood_target = (url, token, groups)
+
+    async def _flood_loop(self) -> None:
+        """Open loop at the flood rate; each send its own task, so refusals do not slow it."""
+        assert self.flood is not None and self._flood_target is not None
+        flood = self.flood
+        url, token, groups = self._flood_target
+        session = self.sessions[url]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        tasks: list[asyncio.Task[None]] = []
+
+        async def send(k: int, intended: float) -> None:
+            body = orjson.dumps({"conversation_id": groups[k % len(groups)], "payload": {"type": "text", "text": f"flood {k}"}})
+            try:
+                async with session.post("/v1/messages", data=body, headers=headers) as resp:
+                    await resp.read()
+                    flood.answers[resp.status] += 1
+                    if resp.status == 202:
+                        flood.accept_ms.append((time.perf_counter() - intended) * 1000)
+            except aiohttp.ClientError:
+                flood.answers[0] += 1
+
+        for k, at in enumerate(schedule(flood.rate, self.duration, 0.0)):
+            delay = self.started + at - time.perf_counter()
+            if delay > 0.001:
+                await asyncio.sleep(delay)
+            flood.sent += 1
+            tasks.append(asyncio.create_task(send(k, self.started + at)))
+        await asyncio.gather(*tasks)
+
     # run -----------------------------------------------------------------------------------
 
     async def run(self, drain_s: float = 30.0) -> None:
@@ -130,6 +201,7 @@ class Load:
         workers = [asyncio.create_task(self._send_loop(c, q)) for c, q in enumerate(queues)]
         ackers = asyncio.create_task(self._ack_loop())
         self.started = time.perf_counter()
+        flooding = asyncio.create_task(self._flood_loop()) if self.flood is not None else None
         per_conversation = [0] * len(self.senders)
         for k, at in enumerate(times):
             delay = self.started + at - time.perf_counter()
@@ -143,6 +215,8 @@ class Load:
         for q in queues:
             q.put_nowait(None)
         await asyncio.gather(*workers)
+        if flooding is not None:
+            await flooding
         deadline = time.perf_counter() + drain_s
         while time.perf_counter() < deadline and not self._all_received():
             await asyncio.sleep(0.1)

@@ -52,6 +52,20 @@ def summarize(load: Load, *, server_cpu_s: float | None, server_peak_rss_mb: flo
         "server_cpu_s": None if server_cpu_s is None else round(server_cpu_s, 1),
         "server_peak_rss_mb": None if server_peak_rss_mb is None else round(server_peak_rss_mb, 1),
         "elapsed_s": round(elapsed_s, 1),
+        **({"flood": _flood(load)} if load.flood is not None else {}),
+    }
+
+
+def _flood(load: Load) -> dict[str, Any]:
+    flood = load.flood
+    assert flood is not None
+    return {
+        "groups": flood.groups,
+        "members_per_group": flood.members,
+        "rate_target": flood.rate,
+        "sent": flood.sent,
+        "answers": {str(k): v for k, v in sorted(flood.answers.items())},
+        "accept_ms": percentiles(flood.accept_ms),
     }
 
 

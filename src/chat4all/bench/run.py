@@ -10,7 +10,7 @@ from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from chat4all.bench.load import Load
+from chat4all.bench.load import Flood, Load
 from chat4all.bench.report import summarize, write
 from chat4all.bench.stack import Stack, process_cpu_s, start_embedded, start_production
 
@@ -23,6 +23,7 @@ async def _measure(urls: list[str], stack: Stack | None, args: dict[str, Any], o
         conversations=args["conversations"],
         recipients=args["recipients"],
         ramp=args["ramp"],
+        flood=Flood(args["flood_groups"], args["flood_members"], args["flood_rate"]) if args["flood_rate"] > 0 else None,
     )
     try:
         await load.setup()
@@ -84,20 +85,25 @@ def run(
     out: Path,
     apis: int,
     routers: int,
+    flood_groups: int = 0,
+    flood_members: int = 0,
+    flood_rate: float = 0.0,
 ) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     args = {
         "rate": rate, "duration": duration, "conversations": conversations, "recipients": recipients,
         "ramp": ramp, "drain": drain, "profile": profile,
+        "flood_groups": flood_groups, "flood_members": flood_members, "flood_rate": flood_rate,
     }
+    flooding = flood_rate > 0
     stack: Stack | None = None
     if url:
         urls = [u.strip().rstrip("/") for u in url.split(",")]
     elif profile in ("production", "ha"):
-        stack = start_production(log_dir=out, apis=apis, routers=routers, ha=profile == "ha")
+        stack = start_production(log_dir=out, apis=apis, routers=routers, ha=profile == "ha", flooding=flooding)
         urls = stack.api_urls
     else:
-        stack = start_embedded(log_dir=out)
+        stack = start_embedded(log_dir=out, flooding=flooding)
         urls = stack.api_urls
     try:
         # uvloop (shipped with uvicorn[standard]) keeps the load generator's own CPU share down

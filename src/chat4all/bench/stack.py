@@ -114,10 +114,33 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) ->
     raise RuntimeError(f"{url} did not become ready")
 
 
-def start_embedded(*, log_dir: Path) -> Stack:
+# The bench registers and logs in hundreds of users from one address, and a few senders carry
+# the whole rate: the abuse limits would measure themselves. Lifted, except (with a flood) the
+# send limits, whose defaults are what keeps the flooder from the others.
+SETUP_LIMITS = {
+    "CHAT4ALL_REGISTER_PER_ADDRESS_PER_HOUR": "100000000",
+    "CHAT4ALL_LOGIN_PER_ADDRESS_PER_MINUTE": "100000000",
+    "CHAT4ALL_GROUPS_PER_USER_PER_HOUR": "100000",
+}
+SEND_LIMITS = {
+    "CHAT4ALL_SEND_MESSAGES_PER_MINUTE": "100000000",
+    "CHAT4ALL_SEND_RECIPIENTS_PER_MINUTE": "1000000000",
+}
+
+
+def bench_limits(*, flooding: bool) -> dict[str, str]:
+    return SETUP_LIMITS if flooding else {**SETUP_LIMITS, **SEND_LIMITS}
+
+
+def start_embedded(*, log_dir: Path, flooding: bool = False) -> Stack:
     workdir = Path(tempfile.mkdtemp(prefix="chat4all-bench-"))
     port = free_port()
-    env = {"CHAT4ALL_DATA_DIR": str(workdir), "CHAT4ALL_BCRYPT_ROUNDS": "4", "CHAT4ALL_ACCESS_LOG": "false"}
+    env = {
+        "CHAT4ALL_DATA_DIR": str(workdir),
+        "CHAT4ALL_BCRYPT_ROUNDS": "4",
+        "CHAT4ALL_ACCESS_LOG": "false",
+        **bench_limits(flooding=flooding),
+    }
     proc = _spawn("all", port, env, log_dir / "server.log")
     url = f"http://127.0.0.1:{port}"
     stack = Stack(api_urls=[url], processes=[proc], workdir=workdir)
@@ -135,7 +158,9 @@ def _services_env(*args: str) -> dict[str, str]:
     return {k: v.strip("'") for k, v in pairs}
 
 
-def start_production(*, log_dir: Path, apis: int = 2, routers: int = 1, ha: bool = False) -> Stack:
+def start_production(
+    *, log_dir: Path, apis: int = 2, routers: int = 1, ha: bool = False, flooding: bool = False
+) -> Stack:
     """The production profile on the servers of ``scripts/services.sh`` — with ``ha``, on the HA
     profile's replicated engines (``services.sh up --ha``): writes through HAProxy to Patroni's
     primary, reads falling back to the replicas, Kafka RF 3 / min ISR 2, Redis via Sentinel."""
@@ -171,6 +196,7 @@ def start_production(*, log_dir: Path, apis: int = 2, routers: int = 1, ha: bool
         "CHAT4ALL_BCRYPT_ROUNDS": "4",
         "CHAT4ALL_ACCESS_LOG": "false",
         "CHAT4ALL_DATA_DIR": tempfile.mkdtemp(prefix="chat4all-bench-"),
+        **bench_limits(flooding=flooding),
     }
     admin_psql_url = admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
     stack = Stack(

@@ -3,8 +3,12 @@
 Public unicast addresses are allowed. Loopback, private, link-local, shared (CGNAT), reserved,
 multicast, unspecified and the cloud metadata endpoints are refused unless the policy allows
 them: ``allow_private`` allows every non-public address except the metadata endpoints, and
-``allowed_networks`` allows exactly the networks listed (the embedded profile lists loopback so
-that a developer can try webhooks on one machine).
+``allowed_networks`` allows exactly the networks listed (nothing by default, in every profile).
+
+IPv6 forms that carry an IPv4 address are judged by that address too: IPv4-mapped
+(``::ffff:a.b.c.d``), 6to4 (``2002::/16``), Teredo (``2001::/32``, its server and client) and
+NAT64 (``64:ff9b::/96``, ``64:ff9b:1::/48``). A gateway would forward them to the IPv4 address,
+so ``2002:7f00:1::`` is loopback however public its IPv6 prefix looks.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
 )
+NAT64_NETWORKS = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 SCHEMES = ("http", "https")
 MAX_URL_LENGTH = 2048
 
@@ -51,12 +56,32 @@ class EgressPolicy:
             address = address.ipv4_mapped
         if any(address in network for network in self.allowed_networks):
             return None
+        if isinstance(address, ipaddress.IPv6Address):
+            for form, embedded in embedded_ipv4(address):
+                why = self.refusal(embedded)
+                if why is not None:
+                    return f"{why} ({form})"
+        if any(address in network for network in self.allowed_networks):
+            return None
         kind = address_kind(address)
         if kind is None:
             return None
         if self.allow_private and kind != "metadata":
             return None
         return kind
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """The IPv4 addresses an IPv6 address carries, with the name of the form."""
+    found: list[tuple[str, ipaddress.IPv4Address]] = []
+    if address.sixtofour is not None:
+        found.append(("6to4", address.sixtofour))
+    if address.teredo is not None:
+        server, client = address.teredo
+        found += [("teredo", server), ("teredo", client)]
+    if any(address in network for network in NAT64_NETWORKS):
+        found.append(("nat64", ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)))
+    return found
 
 
 def address_kind(address: IPAddress) -> str | None:

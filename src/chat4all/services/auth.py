@@ -25,6 +25,7 @@ from chat4all.domain.errors import Forbidden, InvalidInput, Unauthenticated
 from chat4all.domain.ids import new_id, utcnow
 from chat4all.domain.models import User, is_valid_username
 from chat4all.ports import MetadataStore
+from chat4all.services.abuse import AbuseGuard
 
 _ALGORITHM = "HS256"
 _CACHE_SIZE = 50_000
@@ -70,8 +71,10 @@ class AuthService:
         bcrypt_rounds: int,
         revocation_check_s: float = 2.0,
         refresh_reuse_grace_s: float = 10.0,
+        guard: AbuseGuard | None = None,
     ) -> None:
         self._metadata = metadata
+        self._guard = guard
         self._secret = secret
         self._access_ttl = access_ttl_s
         self._refresh_ttl = refresh_ttl_s
@@ -86,21 +89,29 @@ class AuthService:
 
     # accounts --------------------------------------------------------------------------------
 
-    async def register(self, *, username: str, password: str) -> User:
+    async def register(self, *, username: str, password: str, address: str = "") -> User:
         if not is_valid_username(username):
             raise InvalidInput("username must be 3-32 characters of a-z, 0-9, '.', '_' or '-'")
         _check_password_rules(password)
+        if self._guard is not None:
+            await self._guard.register(address)
         hashed = await asyncio.to_thread(bcrypt.hashpw, _prehash(password), bcrypt.gensalt(self._rounds))
         user = User(username=username, password_hash=hashed.decode(), created_at=utcnow())
         await self._metadata.create_user(user)
         return user
 
-    async def login(self, *, username: str, password: str) -> TokenPair:
+    async def login(self, *, username: str, password: str, address: str = "") -> TokenPair:
+        if self._guard is not None:
+            await self._guard.before_login(username, address)
         user = await self._metadata.get_user(username)
         stored = user.password_hash.encode() if user else self._dummy_hash
         ok = await asyncio.to_thread(bcrypt.checkpw, _prehash(password), stored)
         if user is None or not ok:
+            if self._guard is not None:
+                await self._guard.login_failed(username, address)
             raise Unauthenticated("wrong username or password")
+        if self._guard is not None:
+            await self._guard.login_succeeded(username)
         return await self._issue_new(username, family_id=new_id())
 
     async def change_password(self, session: Session, *, current_password: str, new_password: str) -> TokenPair:

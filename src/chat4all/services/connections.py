@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -20,6 +21,7 @@ from chat4all.domain.errors import Chat4AllError, Unavailable
 from chat4all.domain.events import PresenceEvent
 from chat4all.domain.frames import Frame, control_frame, message_frame
 from chat4all.domain.ids import new_id, utcnow
+from chat4all.domain.limits import Limit, gcra
 from chat4all.domain.models import Channel, Presence
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
@@ -39,6 +41,20 @@ class Overflow(Exception):
     """The client reads too slowly; it reconnects and catches up from the store."""
 
 
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+
+
+class Ended(Exception):
+    """The server ends this socket (a newer one of the user's took its place, pings too fast,
+    a frame too large): the WebSocket close code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
 class Connection:
     def __init__(self, username: str, *, queue_size: int) -> None:
         self.username = username
@@ -49,6 +65,19 @@ class Connection:
         self._sent_in_catch_up: set[str] = set()
         self._dedup_left = 0  # queued frames that may repeat the catch-up
         self._receipts: set[asyncio.Task[int]] = set()
+        self.ended: asyncio.Future[Ended] = asyncio.get_running_loop().create_future()
+        self._ping_tat: float | None = None
+
+    def end(self, code: int, reason: str) -> None:
+        """Asks the socket's tasks to close it with this code."""
+        if not self.ended.done():
+            self.ended.set_result(Ended(code, reason))
+
+    def ping_allowed(self, per_minute: int) -> bool:
+        decision, tat = gcra(self._ping_tat, time.monotonic() * 1000, Limit("ping", per_minute, 60.0))
+        if decision.allowed:
+            self._ping_tat = tat
+        return decision.allowed
 
     def offer(self, frame: Frame) -> None:
         if self.overflowed:
@@ -132,7 +161,12 @@ class ConnectionService:
         log: EventLog,
         node_id: str,
         queue_size: int,
+        max_sockets_per_user: int = 20,
+        pings_per_minute: int = 60,
     ) -> None:
+        self._max_sockets = max_sockets_per_user
+        self._pings_per_minute = pings_per_minute
+        self._open: dict[str, list[Connection]] = {}  # the user's sockets on this node, oldest first
         self._hub = hub
         self._presence = presence
         self._messages = messages
@@ -145,6 +179,10 @@ class ConnectionService:
         """Raises Unavailable (and holds nothing) if presence cannot record the socket: a socket
         the routers cannot find would get no live traffic."""
         connection = Connection(username, queue_size=self._queue_size)
+        mine = self._open.setdefault(username, [])
+        mine.append(connection)
+        while len(mine) > self._max_sockets:  # the oldest makes room (a client that leaks sockets)
+            mine.pop(0).end(CLOSE_POLICY, "too many sockets for this user; the oldest is closed")
         self._hub.add(username, connection)
         try:
             online = await self._presence.connected(username, connection.connection_id, node=self._node, at=utcnow())
@@ -157,6 +195,11 @@ class ConnectionService:
         return connection
 
     async def close(self, connection: Connection) -> None:
+        mine = self._open.get(connection.username, [])
+        if connection in mine:
+            mine.remove(connection)
+        if not mine:
+            self._open.pop(connection.username, None)
         self._hub.remove(connection.username, connection)
         metrics.WEBSOCKET_CONNECTIONS.dec()
         try:
@@ -198,6 +241,9 @@ class ConnectionService:
             return _error("validation_error", "frames are JSON objects")
         kind = frame.get("type") if isinstance(frame, dict) else None
         if kind == "ping":
+            if not connection.ping_allowed(self._pings_per_minute):
+                connection.end(CLOSE_POLICY, "pings too fast")
+                return None
             await self.heartbeat(connection)
             return control_frame("pong")
         if kind in ("ack", "read"):

@@ -14,6 +14,7 @@ from chat4all.domain.errors import InvalidInput, NotFound, UnknownUser
 from chat4all.domain.ids import new_id, parse_uuid, utcnow
 from chat4all.domain.models import Conversation, ConversationType
 from chat4all.ports import ConversationStore, MetadataStore
+from chat4all.services.abuse import AbuseGuard
 
 MAX_GROUP_MEMBERS = 1000
 
@@ -25,8 +26,18 @@ class ConversationPage:
 
 
 class ConversationService:
-    def __init__(self, *, conversations: ConversationStore, metadata: MetadataStore, cache_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        conversations: ConversationStore,
+        metadata: MetadataStore,
+        cache_size: int = 10_000,
+        max_members: int = MAX_GROUP_MEMBERS,
+        guard: AbuseGuard | None = None,
+    ) -> None:
         self._store = conversations
+        self._max_members = max_members
+        self._guard = guard
         self._metadata = metadata
         # membership never changes after creation, so a conversation can be cached as is
         self._cache: OrderedDict[str, Conversation] = OrderedDict()
@@ -46,11 +57,19 @@ class ConversationService:
             raise InvalidInput("a private conversation has exactly 2 members: you and one other user")
         if type is ConversationType.GROUP and len(everyone) < 2:
             raise InvalidInput("a group needs at least one member besides you")
-        if len(everyone) > MAX_GROUP_MEMBERS:
-            raise InvalidInput(f"a conversation has at most {MAX_GROUP_MEMBERS} members")
-        unknown = sorted(set(everyone) - await self._metadata.existing_usernames(everyone))
+        if len(everyone) > self._max_members:
+            raise InvalidInput(f"a conversation has at most {self._max_members} members")
+        if type is ConversationType.GROUP and self._guard is not None:
+            await self._guard.create_group(creator)
+        unknown = set(everyone) - await self._metadata.existing_usernames(everyone)
         if unknown:
-            raise UnknownUser(f"unknown users: {', '.join(unknown)}", details={"unknown": unknown})
+            # Which of the names exist is not said (only how many do not), and every such request
+            # spends an allowance: usernames cannot be probed in bulk through this endpoint.
+            if self._guard is not None:
+                await self._guard.named_unknown_users(creator)
+            raise UnknownUser(
+                f"{len(unknown)} of the members named are not users", details={"unknown_count": len(unknown)}
+            )
         conversation = Conversation(
             conversation_id=new_id(),
             type=type,

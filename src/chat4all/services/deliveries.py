@@ -1,16 +1,18 @@
 """The one place where a delivery's status moves (R6).
 
 Forward only: the store's guarded update ignores late and repeated receipts. Every change is
-recorded in the history, emitted as a StatusEvent, and shown to the sender's sockets.
+recorded in the history and, in the same transaction, in the status outbox (the store writes
+both); the outbox relay appends the StatusEvents to the log. The sender's sockets are shown a
+status frame.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from chat4all.domain.errors import Unavailable
-from chat4all.domain.events import StatusEvent
-from chat4all.domain.frames import Frame, status_frame
+from chat4all.domain.frames import status_frame
 from chat4all.domain.ids import utcnow
 from chat4all.domain.models import Message, StatusChange
 from chat4all.domain.status import DeliveryStatus
@@ -18,17 +20,35 @@ from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
 from chat4all.observability.tracing import current_traceparent
 from chat4all.batching import GroupCommit
-from chat4all.ports import EventLog, MessageStore, Push, Receipt
+from chat4all.ports import MessageStore, Push, Receipt
 
 MAX_IDS_PER_RECEIPT = 1000
 log = get_logger(__name__)
 
 
+class Relay(Protocol):
+    """The status outbox's relay (workers/outbox_relay.py)."""
+
+    def wake(self) -> None: ...
+
+    async def drain(self) -> int: ...
+
+
 class DeliveryService:
-    def __init__(self, *, messages: MessageStore, log: EventLog, push: Push, receipt_linger_s: float = 0.005) -> None:
+    def __init__(
+        self,
+        *,
+        messages: MessageStore,
+        push: Push,
+        relay: Relay | None = None,
+        receipt_linger_s: float = 0.005,
+        wait_for_relay: bool = False,
+    ) -> None:
         self._messages = messages
-        self._log = log
         self._push = push
+        self._relay = relay
+        # outside a server (an operator's command) nothing relays later: relay before returning
+        self._wait_for_relay = wait_for_relay
         # receipts from every socket, request and worker of this process share transactions; a
         # receipt may wait a few ms for others (a status is not on anyone's critical path)
         self._receipts: GroupCommit[Receipt, int] = GroupCommit(self._apply, max_batch=500, linger_s=receipt_linger_s)
@@ -43,8 +63,8 @@ class DeliveryService:
         detail: str | None = None,
     ) -> int:
         """Moves (username, channel) deliveries of these messages to ``status``; returns how many
-        moved. Returns once the change is stored and its StatusEvents are on the log, which carry
-        the caller's trace context (the request, the connector send)."""
+        moved. Returns once the change and its StatusEvents are stored (the relay appends them to the
+        log right after)."""
         if not message_ids:
             return 0
         ids = list(dict.fromkeys(message_ids))[:MAX_IDS_PER_RECEIPT]
@@ -55,8 +75,8 @@ class DeliveryService:
         now = utcnow()
         moved = await self._messages.advance_many(receipts, at=now)
         if moved:
-            traces = {(m, r.username, r.channel): r.traceparent for r in receipts if r.traceparent for m in r.message_ids}
-            await self.announce(moved, traceparents=traces)
+            # the StatusEvents, in the outbox with the change, carry the trace of the message's delivery
+            await self.announce(moved)
             for message, changes in moved:
                 for change in changes:
                     metrics.DELIVERY_STATUS.labels(change.channel, change.status.value).inc()
@@ -68,34 +88,17 @@ class DeliveryService:
             sum((m, r.username, r.channel, r.status) in reached for m in r.message_ids) for r in receipts
         ]
 
-    async def announce(
-        self,
-        moved: Sequence[tuple[Message, Sequence[StatusChange]]],
-        *,
-        traceparents: Mapping[tuple[str, str, str], str | None] | None = None,
-    ) -> None:
-        """Emits StatusEvents and sends status frames to the senders, for changes already stored;
-        each event carries the trace context given for its (message_id, username, channel)."""
-        traceparents = traceparents or {}
-        events: list[tuple[str, bytes]] = []
-        frames: list[tuple[str, Frame]] = []
-        for message, changes in moved:
-            for change in changes:
-                event = StatusEvent(
-                    message_id=message.message_id,
-                    conversation_id=message.conversation_id,
-                    sender=message.sender,
-                    username=change.username,
-                    channel=change.channel,
-                    status=change.status,
-                    at=change.at,
-                    detail=change.detail,
-                    traceparent=traceparents.get((message.message_id, change.username, change.channel)),
-                )
-                events.append((event.key(), event.encode()))
-                frames.append((message.sender, status_frame(change)))
-        # the events are the durable record (webhooks read them); the frames are a courtesy
-        await self._log.append_many(StatusEvent.topic, events)
+    async def announce(self, moved: Sequence[tuple[Message, Sequence[StatusChange]]]) -> None:
+        """For changes already stored with their StatusEvents: wakes the relay, and sends status
+        frames to the senders."""
+        if self._relay is not None:
+            if self._wait_for_relay:
+                await self._relay.drain()
+            else:
+                self._relay.wake()
+        frames = [(message.sender, status_frame(change)) for message, changes in moved for change in changes]
+        if not frames:
+            return
         try:
             await self._push.send(frames)
         except Unavailable:

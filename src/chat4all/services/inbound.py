@@ -25,6 +25,7 @@ from chat4all.connectors.base import (
     WebhookRequest,
 )
 from chat4all.connectors.hub import ConnectorHub
+from chat4all.domain import identities
 from chat4all.domain.errors import Chat4AllError, InvalidInput, NotFound, Unavailable
 from chat4all.domain.ids import parse_uuid
 from chat4all.domain.status import DeliveryStatus
@@ -83,7 +84,8 @@ class InboundService:
         return InboundOutcome(accepted=accepted, ignored=len(events) - accepted)
 
     async def _one(self, channel: str, event: InboundEvent) -> int:
-        username = await self._metadata.find_user_by_channel(channel, event.external_id)
+        # identities are mapped in one spelling (E.164 for phone numbers); the provider's may differ
+        username = await self._metadata.find_user_by_channel(channel, identities.lenient(channel, event.external_id))
         if username is None:
             log.info("inbound event from an unmapped identity ignored", channel=channel, external_id=event.external_id)
             return 0

@@ -10,6 +10,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from opentelemetry.trace import SpanKind
 
 from chat4all.domain.errors import (
@@ -28,11 +29,13 @@ from chat4all.domain.models import ALL_CHANNELS, Channel, Delivery, Message, Sta
 from chat4all.domain.status import DeliveryStatus, aggregate
 from chat4all.observability import metrics
 from chat4all.observability.tracing import current_traceparent, end_span, start_span, traceparent_of
-from chat4all.ports import EventLog, MessageStore
+from chat4all.ports import AcceptedIds, EventLog, MessageStore
+from chat4all.services.abuse import AbuseGuard
 from chat4all.services.conversations import ConversationService
 from chat4all.services.files import FileService
 
 MAX_METADATA_KEYS = 50
+_MESSAGE_OVERHEAD_BYTES = 300  # ids, sender, recipients, timestamps of a message as JSON, roughly
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,15 @@ class MessageService:
         max_text_chars: int,
         supported_channels: Collection[str] = tuple(c.value for c in Channel),
         files: FileService | None = None,
+        guard: AbuseGuard | None = None,
+        accepted_ids: AcceptedIds | None = None,
+        max_metadata_bytes: int = 16_384,
+        history_page_max_bytes: int = 4 * 1024**2,
     ) -> None:
+        self._guard = guard
+        self._accepted_ids = accepted_ids
+        self._max_metadata_bytes = max_metadata_bytes
+        self._history_max_bytes = history_page_max_bytes
         self._conversations = conversations
         self._messages = messages
         self._log = log
@@ -96,15 +107,32 @@ class MessageService:
         recipients = self._recipients(caller, conversation.members, recipients)
         channels = self._check_channels(channels)
         payload = await self._check_payload(payload, caller)
-        metadata = metadata or {}
-        if len(metadata) > MAX_METADATA_KEYS:
-            raise InvalidInput(f"metadata has at most {MAX_METADATA_KEYS} keys")
+        metadata = self._check_metadata(metadata or {})
 
         # only an id the client chose can be a retry; one made here is new by construction
         if client_chose_id:
             existing = await self._stored(message_id)
             if existing is not None:
                 return await self._duplicate(existing, caller)
+        if self._guard is not None:
+            try:
+                await self._guard.send(caller, len(recipients))
+            except Unavailable:  # the counters' store fails over: sends are not refused for it
+                metrics.MESSAGES.labels("limits_skipped").inc()
+        claimed = False
+        if client_chose_id and self._accepted_ids is not None:
+            # a retry that arrives before the router stored the first is a duplicate all the same
+            try:
+                holder = await self._accepted_ids.claim(
+                    message_id, sender=caller, conversation_id=conversation.conversation_id
+                )
+            except Unavailable:  # as for the duplicate check: the router's dedup still holds
+                metrics.MESSAGES.labels("duplicate_check_skipped").inc()
+                holder = None
+            else:
+                claimed = holder is None
+            if holder is not None:
+                return await self._accepted_earlier(message_id, holder, caller)
 
         # with tracing on, the append is a PRODUCER span; the router's span is its child
         request = current_traceparent.get()
@@ -129,6 +157,8 @@ class MessageService:
             await self._log.append(MessageEvent.topic, event.key(), event.encode())
         except BaseException as exc:
             end_span(producer, exc)
+            if claimed and isinstance(exc, Exception):  # not on the log: a retry must be able to take the id
+                await self._release(message_id)
             raise
         end_span(producer)
         metrics.MESSAGES.labels("accepted").inc()
@@ -143,6 +173,35 @@ class MessageService:
         except Unavailable:
             metrics.MESSAGES.labels("duplicate_check_skipped").inc()
             return None
+
+    async def _accepted_earlier(self, message_id: str, holder: tuple[str, str], caller: str) -> Accepted:
+        sender, conversation_id = holder
+        if sender != caller:
+            raise Conflict("this message_id is already used")
+        existing = await self._messages.get_message(message_id)
+        if existing is not None:  # the router stored it meanwhile
+            return await self._duplicate(existing, caller)
+        metrics.MESSAGES.labels("duplicate").inc()
+        return Accepted(message_id=message_id, conversation_id=conversation_id, status="accepted", duplicate=True)
+
+    async def _release(self, message_id: str) -> None:
+        assert self._accepted_ids is not None
+        try:
+            await self._accepted_ids.release(message_id)
+        except Exception:  # the record expires with its TTL; a retry meanwhile answers duplicate
+            pass
+
+    def _check_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        if len(metadata) > MAX_METADATA_KEYS:
+            raise InvalidInput(f"metadata has at most {MAX_METADATA_KEYS} keys")
+        if not metadata:
+            return metadata
+        for key, value in metadata.items():
+            if isinstance(value, str) and len(value) > self._max_text:
+                raise PayloadTooLarge(f"metadata value {key!r} is longer than {self._max_text} characters")
+        if len(orjson.dumps(metadata)) > self._max_metadata_bytes:
+            raise PayloadTooLarge(f"metadata is larger than {self._max_metadata_bytes} bytes as JSON")
+        return metadata
 
     async def _duplicate(self, existing: Message, caller: str) -> Accepted:
         if existing.sender != caller:
@@ -191,6 +250,8 @@ class MessageService:
             if len(payload.get("text", "")) > self._max_text:
                 raise PayloadTooLarge(f"text is longer than {self._max_text} characters")
         elif payload.get("type") == "file":
+            if len(payload.get("caption") or "") > self._max_text:
+                raise PayloadTooLarge(f"caption is longer than {self._max_text} characters")
             # a completed file of the sender's; the message carries its metadata (R5.5)
             if self._files is None:
                 raise InvalidInput("no completed file with this file_id", code="file_not_ready")
@@ -225,7 +286,19 @@ class MessageService:
         items = await self._messages.list_messages(
             conversation.conversation_id, viewer=viewer, since=since, limit=limit
         )
+        items = self._within_budget(items)
         return MessagePage(items=items, next_since=items[-1].sequence_number if items else None)
+
+    def _within_budget(self, items: list[Message]) -> list[Message]:
+        """The page stops before it passes ``history_page_max_bytes`` (at least one message);
+        the client goes on from ``next_since`` as after any page."""
+        used = 0
+        for i, m in enumerate(items):
+            used += _MESSAGE_OVERHEAD_BYTES + len(orjson.dumps(m.payload)) + len(orjson.dumps(m.metadata))
+            used += sum(len(r) + 3 for r in m.recipients)
+            if used > self._history_max_bytes and i > 0:
+                return items[:i]
+        return items
 
     async def _visible(self, message_id: str, viewer: str) -> Message:
         try:

@@ -6,6 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
+from chat4all.domain import identities
 from chat4all.domain.errors import InvalidInput, NotFound, UnsupportedChannel
 from chat4all.domain.models import EXTERNAL_CHANNELS
 from chat4all.ports import MetadataStore
@@ -30,12 +31,15 @@ class UserService:
         channels = await self._metadata.get_channels(username)
         return Profile(username=user.username, created_at=user.created_at, channels=channels)
 
-    async def set_channel(self, username: str, *, channel: str, external_id: str) -> None:
+    async def set_channel(self, username: str, *, channel: str, external_id: str) -> str:
+        """Maps the identity, in its one spelling (E.164 for phone numbers), which it returns."""
         self._check_channel(channel)
         external_id = external_id.strip()
         if not external_id or len(external_id) > 255:
             raise InvalidInput("external_id must be 1-255 characters")
+        external_id = identities.normalize(channel, external_id)
         await self._metadata.set_channel(username, channel, external_id)
+        return external_id
 
     async def delete_channel(self, username: str, *, channel: str) -> None:
         self._check_channel(channel)

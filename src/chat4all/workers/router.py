@@ -24,7 +24,16 @@ from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
 from chat4all.observability.tracing import child_spans, parent_context, trace_id_of, traceparent_of, tracer
-from chat4all.ports import EventLog, LogConsumer, LogRecord, MessageStore, MetadataStore, NewMessage, Push
+from chat4all.ports import (
+    EventLog,
+    LogConsumer,
+    LogRecord,
+    MessageStore,
+    MetadataStore,
+    NewMessage,
+    PersistResult,
+    Push,
+)
 from chat4all.services.deliveries import DeliveryService
 from chat4all.workers.base import Worker
 
@@ -46,8 +55,10 @@ class RouterWorker(Worker):
         log: EventLog,
         batch_size: int,
         on_external: Callable[[], None] | None = None,
+        max_deliveries_per_transaction: int = 2000,
     ) -> None:
         super().__init__(consumer, batch_size=batch_size)
+        self._max_deliveries = max_deliveries_per_transaction
         # wakes the connector dispatcher when external deliveries were stored (same process)
         self._on_external = on_external
         self._log = log
@@ -80,7 +91,13 @@ class RouterWorker(Worker):
         batch = [await self._new_message(e, mapped, traces[e.message_id]) for e in events]
         now = utcnow()
         started = time.time_ns()
-        result = await self._messages.persist_batch(batch, at=now)
+        result = PersistResult(new=[], known=[])
+        for chunk in _chunks(batch, self._max_deliveries):
+            # a few messages to huge groups are thousands of rows: in transactions of bounded
+            # size, so the database (SQLite's one writer above all) is never held for long
+            part = await self._messages.persist_batch(chunk, at=now)
+            result.new.extend(part.new)
+            result.known.extend(part.known)
         child_spans("persist", spans, kind=SpanKind.INTERNAL, start_time=started, end_time=time.time_ns())
         metrics.MESSAGES.labels("persisted").inc(len(result.new))
         if spans:
@@ -121,9 +138,6 @@ class RouterWorker(Worker):
                 )
                 for m in result.new
             ],
-            traceparents={
-                (m.message_id, u, c): traces[m.message_id] for m in result.new for u, c in targets[m.message_id]
-            },
         )
 
     async def _decode(self, records: Sequence[LogRecord]) -> list[MessageEvent]:
@@ -176,6 +190,20 @@ class RouterWorker(Worker):
         if frames:
             await self._push.send(frames)
             metrics.MESSAGES.labels("pushed").inc(len(frames))
+
+
+def _chunks(batch: list[NewMessage], max_deliveries: int) -> list[list[NewMessage]]:
+    """The batch in order, cut so that a chunk holds at most ``max_deliveries`` deliveries (a
+    single message with more is a chunk of its own)."""
+    chunks: list[list[NewMessage]] = [[]]
+    size = 0
+    for m in batch:
+        if chunks[-1] and size + len(m.targets) > max_deliveries:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(m)
+        size += len(m.targets)
+    return chunks
 
 
 def _message_spans(events: Sequence[MessageEvent]) -> dict[str, Span]:

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from chat4all.adapters.sql.database import Database
 from chat4all.adapters.sql.messages import _MESSAGE_COLUMNS, _message
+from chat4all.adapters.sql.status_outbox import outbox_rows, write_outbox
 from chat4all.adapters.sql.schema import (
     connector_links,
     deliveries,
@@ -219,4 +220,6 @@ class SqlDeliveryQueue:
                 [c.model_dump(mode="python") | {"status": c.status.value} for cs in changes.values() for c in cs],
             )
             rows = await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(self._db.one_of(messages.c.message_id, changes)))
-            return [(m, changes[m.message_id]) for m in map(_message, rows)]
+            result = [(m, changes[m.message_id]) for m in map(_message, rows)]
+            await write_outbox(conn, outbox_rows((m.conversation_id, m.sender, c) for m, cs in result for c in cs))
+            return result

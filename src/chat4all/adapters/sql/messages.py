@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from chat4all.adapters.sql.database import Database
 from chat4all.adapters.sql.files import record_shares
 from chat4all.adapters.sql.schema import conversations, deliveries, messages, status_history
+from chat4all.adapters.sql.status_outbox import outbox_rows, write_outbox
 from chat4all.domain.models import INTERNAL, Delivery, Message, StatusChange
 from chat4all.domain.status import DeliveryStatus, steps_to
 from chat4all.ports import NewMessage, PersistResult, Receipt
@@ -74,6 +75,7 @@ class SqlMessageStore:
         message_rows: list[dict[str, Any]] = []
         delivery_rows: list[dict[str, Any]] = []
         history_rows: list[dict[str, Any]] = []
+        events: list[tuple[str, str, StatusChange]] = []
         next_seq = dict(last_seq)
         for m in fresh:
             next_seq[m.conversation_id] += 1
@@ -116,6 +118,10 @@ class SqlMessageStore:
                         "at": at,
                     }
                 )
+                change = StatusChange(
+                    message_id=m.message_id, username=username, channel=channel, status=DeliveryStatus.SENT, at=at
+                )
+                events.append((m.conversation_id, m.sender, change))
             stored.append(
                 Message(
                     message_id=m.message_id,
@@ -143,6 +149,8 @@ class SqlMessageStore:
         if delivery_rows:
             await conn.execute(sa.insert(deliveries), delivery_rows)
             await conn.execute(sa.insert(status_history), history_rows)
+            traces = {(r["message_id"], r["username"], r["channel"]): r["traceparent"] for r in delivery_rows}
+            await write_outbox(conn, outbox_rows(events, traces))  # the SENT events, committed with the rows
         return stored
 
     async def get_message(self, message_id: str) -> Message | None:
@@ -237,14 +245,18 @@ class SqlMessageStore:
         async with self._db.write() as conn:
             # lock the rows in one fixed order, so overlapping batches queue up instead of deadlocking
             current: dict[tuple[str, str, str], DeliveryStatus] = {}
+            traces: dict[tuple[str, str, str], str | None] = {}
             for start in range(0, len(keys), _KEYS_PER_STATEMENT):
-                rows = await conn.execute(
-                    sa.select(d.c.message_id, d.c.username, d.c.channel, d.c.status)
-                    .where(self._db.keys_in(_DELIVERY_KEY, keys[start : start + _KEYS_PER_STATEMENT]))
-                    .order_by(d.c.message_id, d.c.username, d.c.channel)
-                    .with_for_update()
-                )
+                rows = (
+                    await conn.execute(
+                        sa.select(d.c.message_id, d.c.username, d.c.channel, d.c.status, d.c.traceparent)
+                        .where(self._db.keys_in(_DELIVERY_KEY, keys[start : start + _KEYS_PER_STATEMENT]))
+                        .order_by(d.c.message_id, d.c.username, d.c.channel)
+                        .with_for_update()
+                    )
+                ).all()
                 current.update({(r.message_id, r.username, r.channel): DeliveryStatus(r.status) for r in rows})
+                traces.update({(r.message_id, r.username, r.channel): r.traceparent for r in rows})
             changes: dict[str, list[StatusChange]] = {}
             final: dict[tuple[str, str, str], tuple[DeliveryStatus, str | None]] = {}
             for r in receipts:  # in arrival order: each receipt sees what the ones before it did
@@ -274,7 +286,9 @@ class SqlMessageStore:
                 ],
             )
             moved = await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(self._db.one_of(messages.c.message_id, changes)))
-            return [(m, changes[m.message_id]) for m in map(_message, moved)]
+            result = [(m, changes[m.message_id]) for m in map(_message, moved)]
+            await write_outbox(conn, outbox_rows(((m.conversation_id, m.sender, c) for m, cs in result for c in cs), traces))
+            return result
 
     async def _set_statuses(
         self, conn: Any, final: dict[tuple[str, str, str], tuple[DeliveryStatus, str | None]], at: datetime

@@ -313,3 +313,26 @@ connector_links = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_connector_links_latest", "channel", "external_id", "created_at"),
 )
+
+# StatusEvents written in the transaction that changes a delivery's status (the transactional
+# outbox); the relay (adapters/sql/status_outbox.py) appends them to the log in id order and
+# deletes them
+status_outbox = sa.Table(
+    "status_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+)
+
+# client-chosen message_ids taken at accept time (before the router stores the message), so an
+# immediate retry is answered as the duplicate it is; rows older than the TTL are deleted
+accepted_ids = sa.Table(
+    "accepted_ids",
+    metadata,
+    sa.Column("message_id", sa.String(36), primary_key=True),
+    sa.Column("sender", sa.String(64), nullable=False),
+    sa.Column("conversation_id", sa.String(36), nullable=False),
+    sa.Column("accepted_at", UTCDateTime, nullable=False),
+    sa.Index("ix_accepted_ids_accepted_at", "accepted_at"),
+)

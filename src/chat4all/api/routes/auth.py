@@ -28,16 +28,16 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 _Grant = TypeAdapter(Annotated[PasswordGrant | RefreshGrant, Field(discriminator="grant_type")])
 
 
-@router.post("/register", status_code=201, response_model=UserCreated, responses=responses(400, 409, 422))
-async def register(body: RegisterRequest, services: ServicesDep) -> UserCreated:
-    user = await services.auth.register(username=body.username, password=body.password)
+@router.post("/register", status_code=201, response_model=UserCreated, responses=responses(400, 409, 422, 429))
+async def register(body: RegisterRequest, request: Request, services: ServicesDep) -> UserCreated:
+    user = await services.auth.register(username=body.username, password=body.password, address=_address(request))
     return UserCreated(username=user.username, created_at=user.created_at)
 
 
 @router.post(
     "/token",
     response_model=TokenResponse,
-    responses=responses(400, 401, 422),
+    responses=responses(400, 401, 422, 429),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -65,10 +65,14 @@ async def token(request: Request, services: ServicesDep) -> TokenResponse:
     if isinstance(grant, RefreshGrant):
         pair = await services.auth.refresh(refresh_token=grant.refresh_token)
     else:
-        pair = await services.auth.login(username=grant.username, password=grant.password)
+        pair = await services.auth.login(username=grant.username, password=grant.password, address=_address(request))
     return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
 
 
+def _address(request: Request) -> str:
+    """The client's address as the server sees it (a proxy in front should pass it on, e.g.
+    uvicorn's --proxy-headers with --forwarded-allow-ips)."""
+    return request.client.host if request.client else "unknown"
 @router.post("/logout", status_code=204, responses=responses(400, 401, 403, 415, 422))
 async def logout(
     services: ServicesDep,

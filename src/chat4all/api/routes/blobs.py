@@ -15,7 +15,7 @@ from starlette.responses import FileResponse, Response
 from chat4all.adapters.localfs import URL_PREFIX, LocalBlobStore
 from chat4all.api.errors import error_response
 from chat4all.api.responses import JSON
-from chat4all.domain.files import MiB, content_disposition
+from chat4all.domain.files import DOWNLOAD_HEADERS, MiB, content_disposition, served_type
 
 router = APIRouter(prefix=URL_PREFIX, include_in_schema=False)
 
@@ -69,6 +69,10 @@ async def get_object(
     path = _store(request).check_download_url(key, expires=expires, name=name, type=type, sig=sig)
     return _BlobFile(
         path,
-        media_type=type,
-        headers={"content-disposition": content_disposition(name or path.name), "cache-control": "private, no-store"},
+        media_type=served_type(type) if type else "application/octet-stream",
+        headers={
+            "content-disposition": content_disposition(name or path.name),
+            "cache-control": "private, no-store",
+            **DOWNLOAD_HEADERS,
+        },
     )

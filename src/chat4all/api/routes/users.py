@@ -21,9 +21,12 @@ async def me(user: CurrentUser, services: ServicesDep) -> Me:
     "/me/channels/{channel}", response_model=ChannelMapped, responses=responses(400, 401, 409, 422)
 )
 async def set_channel(channel: str, body: ChannelMapping, user: CurrentUser, services: ServicesDep) -> ChannelMapped:
-    """Maps the caller to their identity on an external channel (telegram chat id, whatsapp number, ...)."""
-    await services.users.set_channel(user, channel=channel, external_id=body.external_id)
-    return ChannelMapped(channel=channel, external_id=body.external_id.strip())
+    """Maps the caller to their identity on an external channel (telegram chat id, whatsapp number, ...).
+
+    Phone numbers are stored in E.164 (`+1 555 000 2222` → `+15550002222`); the answer has the
+    stored form. One identity maps to one user (409 otherwise)."""
+    external_id = await services.users.set_channel(user, channel=channel, external_id=body.external_id)
+    return ChannelMapped(channel=channel, external_id=external_id)
 
 
 @router.delete("/me/channels/{channel}", status_code=204, responses=responses(401, 404, 422))
