@@ -49,7 +49,7 @@ async def test_ready_is_503_naming_the_schema_when_the_database_is_behind(tmp_pa
             assert behind.status_code == 503
             error = behind.json()["error"]
             assert error["code"] == "unavailable" and "schema" in error["message"]
-            assert error["details"]["schema"].startswith("down") and "0006" in error["details"]["schema"]
+            assert error["details"]["schema"].startswith("down") and "schema at 0005" in error["details"]["schema"]
             await upgrade(database)
 
             async def ready() -> bool:
