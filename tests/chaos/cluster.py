@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaClient
 from aiokafka.structs import TopicPartition
 
 from chat4all.adapters.kafka import bootstrap_servers, delete_namespace
+from chat4all.bench.stack import SETUP_LIMITS
 from tests.e2e.processes import Process, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,11 +151,6 @@ class Chat4All:
             p.start()
         await asyncio.gather(*(ready(p) for p in processes))
 
-
-async def ready(p: Process) -> None:
-    """Room for a machine that also runs three of every engine."""
-    await p.ready(timeout=120)
-
     def stop(self) -> None:
         for p in self.processes:
             if p.proc is not None and p.proc.poll() is None:
@@ -165,6 +161,11 @@ async def ready(p: Process) -> None:
                     p.proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     p.proc.kill()
+
+
+async def ready(p: Process) -> None:
+    """Room for a machine that also runs three of every engine."""
+    await p.ready(timeout=120)
 
 
 async def _as_admin(admin_url: str, sql: str) -> None:
@@ -204,6 +205,9 @@ def run_env(env: dict[str, str], tmp: Path) -> tuple[dict[str, str], str, str]:
         "CHAT4ALL_WEBHOOKS_CLAIM_TTL_S": "10",
         "CHAT4ALL_WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.0/8",
         "CHAT4ALL_WEBHOOKS_RETRY_BASE_S": "0.5",
+        # 100 users registered and logged in from one address in seconds: a load generator's
+        # set-up, not what the limits are for; the send limits stay at their defaults
+        **SETUP_LIMITS,
     }
     return app, database, namespace
 
