@@ -52,8 +52,19 @@ function verifiedUser(authorization, secret) {
     return claims.sub;
 }
 
+// a browser's WebSocket cannot set headers: it offers "bearer.<token>" as a subprotocol
+const SUBPROTOCOL_TOKEN = /(?:^|,)\s*bearer\.([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)\s*(?:,|$)/;
+
+function bearer(r) {
+    if (r.headersIn.Authorization) {
+        return r.headersIn.Authorization;
+    }
+    const m = SUBPROTOCOL_TOKEN.exec(r.headersIn['Sec-WebSocket-Protocol'] || '');
+    return m ? 'Bearer ' + m[1] : null;
+}
+
 function clientKey(r) {
-    const user = verifiedUser(r.headersIn.Authorization, process.env.CHAT4ALL_JWT_SECRET || '');
+    const user = verifiedUser(bearer(r), process.env.CHAT4ALL_JWT_SECRET || '');
     return user !== null ? 'u:' + user : 'a:' + r.variables.remote_addr;
 }
 
