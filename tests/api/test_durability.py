@@ -55,7 +55,7 @@ async def test_ready_is_503_naming_the_schema_when_the_database_is_behind(tmp_pa
             async def ready() -> bool:
                 return (await http.get("/health/ready")).status_code == 200
 
-            await wait_until(ready, timeout=10, what="readiness after the migration")
+            await wait_until(ready, timeout=30, what="readiness after the migration")
     finally:
         uv.should_exit = True
         await task

@@ -59,3 +59,37 @@ async def test_a_send_is_accepted_while_the_store_is_away(conversation: Conversa
     )
     assert (accepted.status, accepted.duplicate, accepted.message_id) == ("accepted", False, message_id)
     assert [e.message_id for e in log.events] == [message_id]
+
+
+class ClaimedBefore:
+    """The id was claimed by an attempt that died before its append (no message stored)."""
+
+    async def claim(self, message_id: str, *, sender: str, conversation_id: str) -> tuple[str, str] | None:
+        return (sender, conversation_id)
+
+    async def release(self, message_id: str) -> None:
+        raise AssertionError("a claim this call did not make is not released")
+
+
+class NothingStored:
+    async def get_message(self, message_id: str) -> Any:
+        return None
+
+
+async def test_a_retry_of_a_claimed_but_unstored_id_is_appended_again(conversation: Conversation) -> None:
+    log = Log()
+    service = MessageService(
+        conversations=Conversations(conversation),  # type: ignore[arg-type]
+        messages=NothingStored(),  # type: ignore[arg-type]
+        log=log,  # type: ignore[arg-type]
+        max_text_chars=100,
+        accepted_ids=ClaimedBefore(),  # type: ignore[arg-type]
+    )
+    message_id = new_id()
+    accepted = await service.accept(
+        caller="alice", conversation_id=conversation.conversation_id, message_id=message_id,
+        payload={"type": "text", "text": "the first attempt died before its append"},
+    )
+    assert accepted.duplicate and accepted.message_id == message_id
+    # on the log again: the router keeps one copy, and none is lost
+    assert [e.message_id for e in log.events] == [message_id]

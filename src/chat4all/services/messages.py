@@ -119,7 +119,7 @@ class MessageService:
                 await self._guard.send(caller, len(recipients))
             except Unavailable:  # the counters' store fails over: sends are not refused for it
                 metrics.MESSAGES.labels("limits_skipped").inc()
-        claimed = False
+        claimed = retry_of_unstored = False
         if client_chose_id and self._accepted_ids is not None:
             # a retry that arrives before the router stored the first is a duplicate all the same
             try:
@@ -132,7 +132,13 @@ class MessageService:
             else:
                 claimed = holder is None
             if holder is not None:
-                return await self._accepted_earlier(message_id, holder, caller)
+                earlier = await self._accepted_earlier(message_id, holder, caller)
+                if earlier is not None:
+                    return earlier
+                # the attempt that claimed the id may have died before its append (a node killed
+                # mid-request, the gateway retrying here): append again — the router keeps one —
+                # and answer as the duplicate it is
+                retry_of_unstored = True
 
         # with tracing on, the append is a PRODUCER span; the router's span is its child
         request = current_traceparent.get()
@@ -161,8 +167,10 @@ class MessageService:
                 await self._release(message_id)
             raise
         end_span(producer)
-        metrics.MESSAGES.labels("accepted").inc()
-        return Accepted(message_id=message_id, conversation_id=conversation.conversation_id, status="accepted")
+        metrics.MESSAGES.labels("duplicate" if retry_of_unstored else "accepted").inc()
+        return Accepted(
+            message_id=message_id, conversation_id=conversation.conversation_id, status="accepted", duplicate=retry_of_unstored
+        )
 
     async def _stored(self, message_id: str) -> Message | None:
         """The stored message of a client-chosen id, or None. While the store cannot answer
@@ -174,15 +182,16 @@ class MessageService:
             metrics.MESSAGES.labels("duplicate_check_skipped").inc()
             return None
 
-    async def _accepted_earlier(self, message_id: str, holder: tuple[str, str], caller: str) -> Accepted:
-        sender, conversation_id = holder
+    async def _accepted_earlier(self, message_id: str, holder: tuple[str, str], caller: str) -> Accepted | None:
+        """The answer to a retry of an id claimed before: the stored message's status, or None
+        when it is not stored yet (the caller appends it again: a claim does not prove the append)."""
+        sender, _conversation_id = holder
         if sender != caller:
             raise Conflict("this message_id is already used")
-        existing = await self._messages.get_message(message_id)
+        existing = await self._stored(message_id)
         if existing is not None:  # the router stored it meanwhile
             return await self._duplicate(existing, caller)
-        metrics.MESSAGES.labels("duplicate").inc()
-        return Accepted(message_id=message_id, conversation_id=conversation_id, status="accepted", duplicate=True)
+        return None
 
     async def _release(self, message_id: str) -> None:
         assert self._accepted_ids is not None
