@@ -6,6 +6,8 @@ request. The router persists it (``workers/router.py``).
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +37,9 @@ from chat4all.services.conversations import ConversationService
 from chat4all.services.files import FileService
 
 MAX_METADATA_KEYS = 50
+# the rate counters and the idempotency record are helpers of the accept path, not its
+# durability: one that does not answer within this (Redis failing over) is skipped
+SIDE_STORE_TIMEOUT_S = 1.0
 _MESSAGE_OVERHEAD_BYTES = 300  # ids, sender, recipients, timestamps of a message as JSON, roughly
 
 
@@ -116,17 +121,19 @@ class MessageService:
                 return await self._duplicate(existing, caller)
         if self._guard is not None:
             try:
-                await self._guard.send(caller, len(recipients))
-            except Unavailable:  # the counters' store fails over: sends are not refused for it
+                async with asyncio.timeout(SIDE_STORE_TIMEOUT_S):
+                    await self._guard.send(caller, len(recipients))
+            except (Unavailable, TimeoutError):  # the counters' store fails over: sends are not refused for it
                 metrics.MESSAGES.labels("limits_skipped").inc()
         claimed = retry_of_unstored = False
         if client_chose_id and self._accepted_ids is not None:
             # a retry that arrives before the router stored the first is a duplicate all the same
             try:
-                holder = await self._accepted_ids.claim(
-                    message_id, sender=caller, conversation_id=conversation.conversation_id
-                )
-            except Unavailable:  # as for the duplicate check: the router's dedup still holds
+                async with asyncio.timeout(SIDE_STORE_TIMEOUT_S):
+                    holder = await self._accepted_ids.claim(
+                        message_id, sender=caller, conversation_id=conversation.conversation_id
+                    )
+            except (Unavailable, TimeoutError):  # as for the duplicate check: the router's dedup still holds
                 metrics.MESSAGES.labels("duplicate_check_skipped").inc()
                 holder = None
             else:
