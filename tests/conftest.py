@@ -31,13 +31,16 @@ PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """The embedded server's settings; ``@pytest.mark.settings(name=value)`` changes some."""
+    marker = request.node.get_closest_marker("settings")
     return Settings(
         data_dir=tmp_path / "data",
         bcrypt_rounds=4,
         access_log=False,
         node_id="test-node",
         router_poll_interval_s=0.05,
+        **(marker.kwargs if marker else {}),
     )
 
 

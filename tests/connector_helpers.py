@@ -18,7 +18,7 @@ from chat4all.connectors.simulated import SIGNATURE_HEADER, sign
 from chat4all.domain.connectors import ConnectorConfig, ConnectorLimits
 from chat4all.domain.ids import utcnow
 from tests.conftest import RunningServer, wait_until
-from tests.fake_telegram import TOKEN, FakeTelegram
+from tests.fake_telegram import TOKEN, FakeTelegram, update
 
 WEBHOOK_SECRET = "telegram-webhook-secret"
 # the simulated channels, quick: receipts 50 ms after the send, read 50 ms later
@@ -67,6 +67,11 @@ class Channels:
     def live(self, channel: str) -> Any:
         return self.hub.get(channel)
 
+    async def link(self, client: Chat4AllClient, channel: str, external_id: str) -> dict[str, Any]:
+        """Claims the identity for ``client``'s user and proves it, as its owner would."""
+        secret = None if channel == "telegram" else await self.secret(channel)
+        return await link_identity(client, self.server.base_url, channel, external_id, secret=secret)
+
 
 async def statuses(client: Chat4AllClient, message_id: str) -> dict[tuple[str, str], dict[str, Any]]:
     """(username, channel) → the recipient entry of the status endpoint."""
@@ -95,6 +100,35 @@ async def wait_statuses(
 async def history(client: Chat4AllClient, message_id: str, channel: str, username: str = "bob") -> list[str]:
     status = await client.message_status(message_id)
     return [h["status"] for h in status["history"] if h["channel"] == channel and h["username"] == username]
+
+
+async def link_identity(
+    client: Chat4AllClient, base_url: str, channel: str, external_id: str, *, secret: str | None = None
+) -> dict[str, Any]:
+    """Claims the identity for ``client``'s user and, as its owner would, sends the code from that
+    identity through the channel's provider: Telegram (the tests' bot secret) or a simulated
+    channel (signed with ``secret``). The identity is linked when this returns."""
+    claim = await client.set_channel(channel, external_id)
+    if claim["status"] == "pending":
+        if channel == "telegram":
+            answer = await telegram_post(base_url, update(claim["external_id"], f"/start {claim['code']}"))
+        else:
+            assert secret is not None, f"the {channel} provider's secret is needed to prove an identity"
+            message = {"type": "message", "from": claim["external_id"], "text": claim["code"], "id": f"claim-{claim['code']}"}
+            answer = await simulated_post(base_url, channel, secret, message)
+        assert answer.status_code == 200, answer.text
+        assert (await client.me())["channels"].get(channel) == claim["external_id"], "the code did not link it"
+    return claim
+
+
+async def telegram_post(base_url: str, body: dict[str, Any]) -> httpx.Response:
+    """What Telegram POSTs to the platform's bot webhook (the tests' bot secret)."""
+    async with httpx.AsyncClient() as http:
+        return await http.post(
+            f"{base_url}/v1/connectors/telegram/webhook",
+            json=body,
+            headers={"x-telegram-bot-api-secret-token": WEBHOOK_SECRET},
+        )
 
 
 async def simulated_post(base_url: str, channel: str, secret: str, body: dict[str, Any]) -> httpx.Response:

@@ -103,7 +103,11 @@ class Chat4AllClient:
         return await self.request("GET", "/v1/users/me")
 
     async def set_channel(self, channel: str, external_id: str) -> dict[str, Any]:
-        return await self.request("PUT", f"/v1/users/me/channels/{channel}", json={"external_id": external_id})
+        """Claims the identity: ``status`` is ``linked``, or ``pending`` with the ``code`` the user
+        sends from that identity to the service's account on the channel."""
+        return await self.request(
+            "PUT", f"/v1/users/me/channels/{channel}", json={"external_id": external_id}, expect=(200, 202)
+        )
 
     async def delete_channel(self, channel: str) -> None:
         await self.request("DELETE", f"/v1/users/me/channels/{channel}", expect=(204,))

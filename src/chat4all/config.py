@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     ws_pings_per_minute: int = Field(60, ge=1)
     # idempotency: a client-chosen message_id is remembered at accept time this long
     idempotency_ttl_s: int = Field(24 * 3600, ge=60)
+    # channel identities are linked only when a code given to the claimant arrives from them;
+    # off for applications that verified their users' identities themselves
+    verify_channel_identities: bool = True
+    channel_claim_ttl_s: float = Field(900.0, gt=0)
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, v: str) -> str:

@@ -16,6 +16,7 @@ from chat4all.domain.files import FileRecord, FileStatus
 from chat4all.domain.frames import Frame
 from chat4all.domain.limits import Backoff, Decision, Limit
 from chat4all.domain.models import Conversation, Delivery, Message, Presence, StatusChange, User
+from chat4all.domain.identities import ChannelClaim
 from chat4all.domain.status import DeliveryStatus
 from chat4all.domain.webhooks import DeliveryState, Webhook
 
@@ -38,6 +39,15 @@ class MetadataStore(Protocol):
     async def get_channels(self, username: str) -> dict[str, str]: ...
 
     async def find_user_by_channel(self, channel: str, external_id: str) -> str | None: ...
+
+    async def add_channel_claim(self, claim: ChannelClaim) -> None:
+        """Stores a pending claim, replacing the same user's earlier one for that identity."""
+
+    async def channel_claims(self, channel: str, external_id: str) -> list[ChannelClaim]:
+        """The claims of (channel, external_id), expired ones included (the caller checks)."""
+
+    async def drop_channel_claims(self, channel: str, external_id: str) -> None:
+        """Forgets every claim of (channel, external_id) (it is linked now)."""
 
     async def add_refresh_token(
         self, *, token_id: str, family_id: str, username: str, expires_at: datetime

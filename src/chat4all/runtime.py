@@ -187,6 +187,12 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
         max_metadata_bytes=settings.max_metadata_bytes,
         history_page_max_bytes=settings.history_page_max_bytes,
     )
+    users = UserService(
+        metadata=metadata,
+        supported_channels=connectors.external_channels,
+        verify_identities=settings.verify_channel_identities,
+        claim_ttl_s=settings.channel_claim_ttl_s,
+    )
     services = Services(
         auth=AuthService(
             metadata=metadata,
@@ -198,7 +204,7 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
             refresh_reuse_grace_s=settings.auth_refresh_reuse_grace_s,
             guard=guard,
         ),
-        users=UserService(metadata=metadata, supported_channels=connectors.external_channels),
+        users=users,
         conversations=conversations,
         messages=messages,
         deliveries=deliveries,
@@ -216,7 +222,12 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
         files=files,
         webhooks=webhooks,
         inbound=InboundService(
-            hub=connectors, metadata=metadata, links=SqlConnectorLinks(database), deliveries=deliveries, messages=messages
+            hub=connectors,
+            metadata=metadata,
+            links=SqlConnectorLinks(database),
+            deliveries=deliveries,
+            messages=messages,
+            users=users,
         ),
     )
     dispatcher = None

@@ -71,9 +71,9 @@ async def pair(make_user, channels: Channels):
     """alice, and bob who is on telegram, whatsapp and instagram."""
     alice = await make_user("alice")
     bob = await make_user("bob")
-    await bob.set_channel("telegram", CHAT)
-    await bob.set_channel("whatsapp", "+5511999990000")
-    await bob.set_channel("instagram", "bob.insta")
+    await channels.link(bob, "telegram", CHAT)
+    await channels.link(bob, "whatsapp", "+5511999990000")
+    await channels.link(bob, "instagram", "bob.insta")
     conversation = await alice.create_conversation("private", ["bob"])
     return alice, bob, conversation["conversation_id"]
 
@@ -188,7 +188,7 @@ async def test_a_permanent_failure_on_one_channel_is_recorded_and_the_others_go_
 
 async def test_a_channel_with_no_enabled_connector_fails_at_once_with_the_reason(pair, channels: Channels) -> None:
     alice, bob, conversation_id = pair
-    await bob.set_channel("messenger", "bob.messenger")
+    await channels.link(bob, "messenger", "bob.messenger")
     await channels.set("messenger", enabled=False)
     sent = await alice.send_text(conversation_id, "nobody home", channels=["messenger", "whatsapp"])
     final = await wait_statuses(alice, sent["message_id"], {"messenger": "FAILED", "whatsapp": "READ"})

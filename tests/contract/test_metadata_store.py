@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chat4all.domain.errors import Conflict, UsernameTaken
+from chat4all.domain.identities import ChannelClaim
 from chat4all.domain.models import User
 from chat4all.ports import MetadataStore
 
@@ -217,3 +218,47 @@ async def test_a_password_hash_is_replaced(metadata_store: MetadataStore) -> Non
 
     found = await metadata_store.get_user("alice")
     assert found is not None and found.password_hash == "$2b$04$another-hash" and found.created_at == T0
+
+
+# claims of channel identities (hardening: an identity is linked once proven)
+
+
+def claim(username: str, code: str, *, external_id: str = "+15550002222", expires_at: datetime | None = None) -> ChannelClaim:
+    return ChannelClaim(
+        username=username,
+        channel="whatsapp",
+        external_id=external_id,
+        code=code,
+        expires_at=expires_at or datetime.now(UTC) + timedelta(minutes=15),
+    )
+
+
+async def test_claims_of_an_identity_are_kept_per_claimant_and_a_new_code_replaces_the_old(
+    metadata_store: MetadataStore,
+) -> None:
+    for name in ("bob", "mallory"):
+        await metadata_store.create_user(user(name))
+    await metadata_store.add_channel_claim(claim("bob", "111111"))
+    await metadata_store.add_channel_claim(claim("mallory", "222222"))
+    await metadata_store.add_channel_claim(claim("bob", "333333"))  # bob asked again
+    await metadata_store.add_channel_claim(claim("bob", "444444", external_id="+15550003333"))
+
+    found = await metadata_store.channel_claims("whatsapp", "+15550002222")
+
+    assert sorted((c.username, c.code) for c in found) == [("bob", "333333"), ("mallory", "222222")]
+    assert all(c.channel == "whatsapp" and c.external_id == "+15550002222" for c in found)
+    assert all(c.expires_at.tzinfo is not None for c in found)
+    assert await metadata_store.channel_claims("instagram", "+15550002222") == []
+
+
+async def test_dropping_the_claims_of_an_identity_leaves_the_others(metadata_store: MetadataStore) -> None:
+    for name in ("bob", "mallory"):
+        await metadata_store.create_user(user(name))
+    await metadata_store.add_channel_claim(claim("bob", "111111"))
+    await metadata_store.add_channel_claim(claim("mallory", "222222"))
+    await metadata_store.add_channel_claim(claim("bob", "444444", external_id="+15550003333"))
+
+    await metadata_store.drop_channel_claims("whatsapp", "+15550002222")
+
+    assert await metadata_store.channel_claims("whatsapp", "+15550002222") == []
+    assert [c.code for c in await metadata_store.channel_claims("whatsapp", "+15550003333")] == ["444444"]

@@ -126,7 +126,15 @@ async def test_a_connector_installed_as_its_own_distribution_delivers_and_takes_
         for client, name in ((alice, "alice"), (bob, "bob")):
             await client.register(name, PASSWORD)
             await client.login(name, PASSWORD)
-        await bob.set_channel("acme", "bob@acme")  # a channel the core has never heard of
+        # a channel the core has never heard of, and still the identity is proven through it
+        claim = await bob.set_channel("acme", "bob@acme")
+        proof = {"from": "bob@acme", "text": f"code {claim['code']}", "id": "acme-claim"}
+        async with httpx.AsyncClient() as http:
+            answer = await http.post(
+                f"{process.base_url}/v1/connectors/acme/webhook", json=proof, headers={"x-acme-key": "acme-key"}
+            )
+        assert answer.status_code == 200, answer.text
+        assert (await bob.me())["channels"] == {"acme": "bob@acme"}
         conversation_id = (await alice.create_conversation("private", ["bob"]))["conversation_id"]
         direct = await alice.send_text(conversation_id, "via acme", channels=["acme"])
         everywhere = await alice.send_text(conversation_id, "via all", channels=["all"])

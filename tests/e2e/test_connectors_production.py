@@ -15,6 +15,8 @@ import pytest
 from chat4all.client import Chat4AllClient
 from tests.conftest import PASSWORD, wait_until
 from tests.connector_helpers import (
+    WEBHOOK_SECRET,
+    link_identity,
     chat4all,
     history,
     percentile,
@@ -66,7 +68,10 @@ async def test_all_reaches_every_channel_a_whatsapp_outage_goes_to_the_dlq_and_a
         return ["connectors", "set", channel, *[a for k, v in pairs.items() for a in ("-o", f"{k}={v}")]]
 
     # configuration goes to etcd before anything runs, the way an operator sets up a deployment
-    chat4all(None, "connectors", "set", "telegram", "-o", f"token={TOKEN}", "-o", f"base_url={fake.base_url}", env=stack.env)
+    chat4all(
+        None, "connectors", "set", "telegram", "-o", f"token={TOKEN}", "-o", f"base_url={fake.base_url}",
+        "-o", f"webhook_secret={WEBHOOK_SECRET}", env=stack.env,
+    )
     chat4all(None, *simulated("whatsapp", transient_failure_rate="1.0"), env=stack.env)
     chat4all(None, *simulated("instagram"), env=stack.env)
     await stack.start_all()
@@ -76,7 +81,7 @@ async def test_all_reaches_every_channel_a_whatsapp_outage_goes_to_the_dlq_and_a
             await client.register(name, PASSWORD)
             await client.login(name, PASSWORD)
         for channel, identity in (("telegram", "4242"), ("whatsapp", "+5511999990000"), ("instagram", "bob.insta")):
-            await bob.set_channel(channel, identity)
+            await link_identity(bob, api.base_url, channel, identity, secret=SECRET)  # proven through the provider
         conversation_id = (await alice.create_conversation("private", ["bob"]))["conversation_id"]
 
         loop = asyncio.get_running_loop()

@@ -30,6 +30,7 @@ import httpx
 import orjson
 
 from chat4all.domain.errors import Conflict, Unavailable, UsernameTaken
+from chat4all.domain.identities import ChannelClaim
 from chat4all.domain.ids import utcnow
 from chat4all.domain.models import User
 from chat4all.ports import RefreshSpend
@@ -195,6 +196,34 @@ class EtcdMetadataStore:
     async def find_user_by_channel(self, channel: str, external_id: str) -> str | None:
         kv = await self._get(self._key("channel-index", channel, external_id))
         return _text(kv.get("value")) if kv else None
+
+    # claims of channel identities: on a lease, so etcd forgets them when they expire
+
+    async def add_channel_claim(self, claim: ChannelClaim) -> None:
+        key = self._key("channel-claims", claim.channel, claim.external_id, claim.username)
+        value = _json({"code": claim.code, "expires_at": claim.expires_at.isoformat()})
+        await self._put_leased(key, value, ttl_s=(claim.expires_at - utcnow()).total_seconds())
+
+    async def channel_claims(self, channel: str, external_id: str) -> list[ChannelClaim]:
+        prefix = self._key("channel-claims", channel, external_id) + "/"
+        result = await self._call("/v3/kv/range", _keys(prefix, prefix=True))
+        claims = []
+        for kv in result.get("kvs", []):
+            value = orjson.loads(_text(kv.get("value")))
+            claims.append(
+                ChannelClaim(
+                    username=_text(kv["key"])[len(prefix) :],
+                    channel=channel,
+                    external_id=external_id,
+                    code=value["code"],
+                    expires_at=datetime.fromisoformat(value["expires_at"]),
+                )
+            )
+        return claims
+
+    async def drop_channel_claims(self, channel: str, external_id: str) -> None:
+        prefix = self._key("channel-claims", channel, external_id) + "/"
+        await self._call("/v3/kv/deleterange", _keys(prefix, prefix=True))
 
     # refresh-token families
 

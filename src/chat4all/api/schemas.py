@@ -92,8 +92,16 @@ class ChannelMapping(Strict):
 
 
 class ChannelMapped(BaseModel):
+    """``linked``: the identity is the caller's now. ``pending``: it is linked when a message
+    carrying ``code`` arrives from it (sent to the service's account on that channel) before
+    ``expires_at``."""
+
     channel: str
     external_id: str
+    status: Literal["linked", "pending"] = "linked"
+    code: str | None = Field(None, description="the code to send from the identity (pending only)")
+    expires_at: datetime | None = None
+    instructions: str | None = None
 
 
 # conversations ---------------------------------------------------------------------------------

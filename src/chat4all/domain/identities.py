@@ -10,6 +10,9 @@ number without its country code cannot be placed and is refused.
 from __future__ import annotations
 
 import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
 
 from chat4all.domain.errors import InvalidInput
 
@@ -43,3 +46,40 @@ def lenient(channel: str, external_id: str) -> str:
         except InvalidInput:
             continue
     return external_id
+
+
+# Claiming an identity (R14.1): the claimant is given a code and proves the identity is theirs by
+# sending that code *from* it, to the platform's account on the channel. The proof runs inbound
+# because on most channels a business cannot write first (Instagram, Messenger and Telegram
+# only answer people who wrote to them), and because the provider, not us, authenticates the
+# sender. Whoever squats another's number gets a code they cannot send from that number.
+
+CODE_DIGITS = 6
+_CODE = re.compile(r"(?<![0-9])([0-9]{%d})(?![0-9])" % CODE_DIGITS)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelClaim:
+    """A user's pending claim of (channel, external_id), proven by ``code`` until ``expires_at``."""
+
+    username: str
+    channel: str
+    external_id: str
+    code: str
+    expires_at: datetime
+
+
+def new_code() -> str:
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def codes_in(text: str) -> set[str]:
+    """The codes a message carries: every run of exactly six digits ("link 042519" → 042519)."""
+    return set(_CODE.findall(text or ""))
+
+
+def instructions(claim: ChannelClaim) -> str:
+    return (
+        f"Send the code {claim.code} from {claim.external_id} to this service's {claim.channel} "
+        f"account before {claim.expires_at.isoformat()}; the identity is linked when it arrives."
+    )

@@ -8,6 +8,9 @@ The channel's connector authenticates and parses the call into InboundEvents; th
   of the bridged message it replies to, else of the last message bridged to them (R14.3). Its
   message_id derives from the provider's id, so a provider's redelivery is a duplicate.
 
+A message from an identity nobody holds yet may carry the code of a pending claim of it: then
+it links the identity to the claimant (``UserService.prove``) and is not posted anywhere.
+
 Events that name nobody we know (an unmapped identity, an unknown message) are ignored and
 counted, so the provider gets its 200 and does not retry them forever.
 """
@@ -33,6 +36,7 @@ from chat4all.observability.logging import get_logger
 from chat4all.ports import ConnectorLinks, MetadataStore
 from chat4all.services.deliveries import DeliveryService
 from chat4all.services.messages import MessageService
+from chat4all.services.users import UserService
 
 log = get_logger(__name__)
 _INBOUND_IDS = uuid.UUID("6f0c2a4e-96e1-4d6b-9a43-2f3c1b7d8e55")
@@ -57,7 +61,9 @@ class InboundService:
         links: ConnectorLinks,
         deliveries: DeliveryService,
         messages: MessageService,
+        users: UserService | None = None,
     ) -> None:
+        self._users = users
         self._hub = hub
         self._metadata = metadata
         self._links = links
@@ -85,7 +91,13 @@ class InboundService:
 
     async def _one(self, channel: str, event: InboundEvent) -> int:
         # identities are mapped in one spelling (E.164 for phone numbers); the provider's may differ
-        username = await self._metadata.find_user_by_channel(channel, identities.lenient(channel, event.external_id))
+        external_id = identities.lenient(channel, event.external_id)
+        username = await self._metadata.find_user_by_channel(channel, external_id)
+        if username is None and isinstance(event, InboundMessage) and self._users is not None:
+            claimant = await self._users.prove(channel, external_id, event.text)
+            if claimant is not None:
+                log.info("channel identity linked by its code", channel=channel, username=claimant)
+                return 1
         if username is None:
             log.info("inbound event from an unmapped identity ignored", channel=channel, external_id=event.external_id)
             return 0

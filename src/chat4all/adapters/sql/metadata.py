@@ -9,8 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from chat4all.adapters.sql.database import Database
-from chat4all.adapters.sql.schema import channel_mappings, refresh_tokens, users
+from chat4all.adapters.sql.schema import channel_claims, channel_mappings, refresh_tokens, users
 from chat4all.domain.errors import Conflict, UsernameTaken
+from chat4all.domain.identities import ChannelClaim
 from chat4all.domain.ids import utcnow
 from chat4all.domain.models import User
 from chat4all.ports import RefreshSpend
@@ -75,6 +76,32 @@ class SqlMetadataStore:
             return await conn.scalar(
                 sa.select(t.c.username).where(t.c.channel == channel, t.c.external_id == external_id)
             )
+
+    async def add_channel_claim(self, claim: ChannelClaim) -> None:
+        t = channel_claims
+        key = (t.c.channel == claim.channel, t.c.external_id == claim.external_id, t.c.username == claim.username)
+        async with self._db.write() as conn:  # one claim per (identity, user): a new code replaces the old
+            await conn.execute(sa.delete(t).where(*key))
+            await conn.execute(
+                sa.insert(t).values(
+                    channel=claim.channel,
+                    external_id=claim.external_id,
+                    username=claim.username,
+                    code=claim.code,
+                    expires_at=claim.expires_at,
+                )
+            )
+
+    async def channel_claims(self, channel: str, external_id: str) -> list[ChannelClaim]:
+        t = channel_claims
+        async with self._db.read() as conn:
+            rows = await conn.execute(sa.select(t).where(t.c.channel == channel, t.c.external_id == external_id))
+        return [ChannelClaim(**r._mapping) for r in rows]
+
+    async def drop_channel_claims(self, channel: str, external_id: str) -> None:
+        t = channel_claims
+        async with self._db.write() as conn:
+            await conn.execute(sa.delete(t).where(t.c.channel == channel, t.c.external_id == external_id))
 
     async def add_refresh_token(
         self, *, token_id: str, family_id: str, username: str, expires_at: datetime

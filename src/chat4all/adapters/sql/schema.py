@@ -61,6 +61,17 @@ channel_mappings = sa.Table(
     sa.UniqueConstraint("channel", "external_id"),
 )
 
+# pending claims of channel identities, proven by a code sent from the identity (migration 0010)
+channel_claims = sa.Table(
+    "channel_claims",
+    metadata,
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("external_id", sa.String(255), primary_key=True),
+    sa.Column("username", NAME, sa.ForeignKey("users.username", ondelete="CASCADE"), primary_key=True),
+    sa.Column("code", sa.String(16), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
 refresh_tokens = sa.Table(
     "refresh_tokens",
     metadata,
