@@ -21,7 +21,7 @@ up: $(STAMP)
 
 # The HA profile: every engine replicated ×3 with automatic failover, 2 of every Chat4All process.
 up-ha: $(STAMP)
-	./scripts/up-ha.sh
+	./scripts/up.sh --ha
 
 # Brings up the real servers the tests use (scripts/services.sh), then runs every test.
 test: $(STAMP)

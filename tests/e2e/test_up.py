@@ -45,7 +45,7 @@ async def test_make_up_serves_through_the_gateway_and_stops_on_ctrl_c(stack: Sta
         **stack.env,
         "CHAT4ALL_UP_API_PORTS": " ".join(map(str, apis)),
         "CHAT4ALL_UP_ROUTER_PORTS": " ".join(map(str, routers)),
-        "CHAT4ALL_UP_WEBHOOKS_PORT": str(webhooks),
+        "CHAT4ALL_UP_WEBHOOKS_PORTS": str(webhooks),
         "CHAT4ALL_GATEWAY_HTTPS_PORT": str(https),
         "CHAT4ALL_GATEWAY_HTTP_PORT": str(http),
         "CHAT4ALL_GATEWAY_DIR": str(gateway_dir),

@@ -32,7 +32,7 @@ def _wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float) -> li
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line and proc.poll() is not None:
-            raise AssertionError(f"up-ha.sh exited with {proc.returncode}:\n{''.join(seen)[-3000:]}")
+            raise AssertionError(f"scripts/up.sh --ha exited with {proc.returncode}:\n{''.join(seen)[-3000:]}")
         seen.append(line)
         if text in line:
             return seen

@@ -48,10 +48,11 @@ def services_ports() -> dict[str, int]:
 
 def up_ports() -> dict[str, list[int]]:
     """The ports scripts/up.sh gives the Chat4All processes, by role."""
-    ports: dict[str, list[int]] = {}
-    for m in re.finditer(r"^start (\w+) (\d+) ", (ROOT / "scripts" / "up.sh").read_text(), re.M):
-        ports.setdefault(m.group(1), []).append(int(m.group(2)))
-    return ports
+    line = re.search(r"^api=.*# make up$", (ROOT / "scripts" / "up.sh").read_text(), re.M)
+    assert line, "scripts/up.sh names its default ports on one line ending '# make up'"
+    found = dict(re.findall(r'(\w+)="([\d ]+)"', line.group(0)))
+    by_role = {"api": "api", "router": "routers", "webhooks": "webhooks"}
+    return {role: [int(p) for p in found[name].split()] for role, name in by_role.items()}
 
 
 def tool(name: str) -> str:
