@@ -95,18 +95,7 @@ ha_spawn() {  # ha_spawn MEMBER CMD...: detached, own session, output to the mem
 }
 ha_wait() {  # ha_wait MEMBER TIMEOUT CHECK...
   local m=$1 timeout=$2; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    if ! member_running "$m"; then
-      log "$m: not running; last lines of $(member_log "$m"):"; tail -n 30 "$(member_log "$m")" >&2 || true
-      die "$m failed to start"
-    fi
-    if ((SECONDS >= deadline)); then
-      log "$m: not ready after ${timeout}s; last lines of $(member_log "$m"):"; tail -n 30 "$(member_log "$m")" >&2 || true
-      die "$m did not become ready"
-    fi
-    sleep 0.5
-  done
+  poll_ready "$m" "$timeout" "member_running $m" "$(member_log "$m")" "$@"
 }
 
 # ---------------------------------------------------------------- etcd ×3

@@ -82,20 +82,26 @@ spawn() {  # spawn SVC CMD...: detach CMD (own session, no stdin), output to the
   setsid "$@" >>"$(log_of "$svc")" 2>&1 </dev/null &
   echo $! >"$(pidfile_of "$svc")"
 }
-wait_ready() {  # wait_ready SVC TIMEOUT_S CHECK_CMD...: poll until CHECK_CMD succeeds
-  local svc=$1 timeout=$2; shift 2
-  local deadline=$((SECONDS + timeout)) started_here; started_here=$(pid_of "$svc")
+poll_ready() {  # poll_ready NAME TIMEOUT_S ALIVE_CMD LOG CHECK_CMD...: poll until CHECK_CMD succeeds,
+  # dying with LOG's last lines if ALIVE_CMD fails (the process exited) or TIMEOUT_S passes
+  local name=$1 timeout=$2 alive=$3 logfile=$4; shift 4
+  local deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
-    if [[ -n $started_here ]] && ! is_running "$svc"; then
-      log "$svc: process exited during start-up; last lines of $(log_of "$svc"):"; tail -n 40 "$(log_of "$svc")" >&2 || true
-      die "$svc failed to start"
+    if ! $alive; then
+      log "$name: process exited during start-up; last lines of $logfile:"; tail -n 40 "$logfile" >&2 || true
+      die "$name failed to start"
     fi
     if ((SECONDS >= deadline)); then
-      log "$svc: not ready after ${timeout}s; last lines of $(log_of "$svc"):"; tail -n 40 "$(log_of "$svc")" >&2 || true
-      die "$svc did not become ready"
+      log "$name: not ready after ${timeout}s; last lines of $logfile:"; tail -n 40 "$logfile" >&2 || true
+      die "$name did not become ready"
     fi
     sleep 0.5
   done
+}
+wait_ready() {  # wait_ready SVC TIMEOUT_S CHECK_CMD...: a service started here must stay up meanwhile
+  local svc=$1 timeout=$2 alive=true; shift 2
+  [[ -n $(pid_of "$svc") ]] && alive="is_running $svc"
+  poll_ready "$svc" "$timeout" "$alive" "$(log_of "$svc")" "$@"
 }
 has_config() {
   case $1 in
