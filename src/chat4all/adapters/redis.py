@@ -9,7 +9,7 @@ older than ``ttl_s`` counts as offline and is pruned lazily. The key's own Redis
 user at once still agree on who was first online and who was last to leave. ``last_seen`` lives
 in ``{prefix}:last_seen:{username}``.
 
-Push: ``RedisPush.send`` hands every frame to this node's ``LocalHub`` (sockets held here never
+Push: ``RedisPush.send`` hands every frame to this node's hub (a ``ports.FrameSink``) (sockets held here never
 touch Redis), looks up the other nodes of all recipients in one ``nodes_for`` round trip, and
 PUBLISHes one message per remote node on ``{prefix}:node:{node_id}``. ``NodeSubscriber`` runs
 in each API node, listens on its own channel and hands what arrives to the hub; it reconnects
@@ -38,13 +38,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chat4all.adapters.memory import LocalHub
 from chat4all.domain.errors import Unavailable
 from chat4all.domain.frames import Frame
 from chat4all.domain.ids import utcnow
 from chat4all.domain.models import Presence
 from chat4all.observability.logging import get_logger
-from chat4all.ports import PresenceStore
+from chat4all.ports import FrameSink, PresenceStore
 
 log = get_logger(__name__)
 
@@ -339,7 +338,7 @@ class RedisPush:
     """Push across nodes: local sockets straight from the hub, every other node in one PUBLISH."""
 
     def __init__(
-        self, client: Redis, *, presence: PresenceStore, hub: LocalHub, node_id: str, key_prefix: str = "c4a"
+        self, client: Redis, *, presence: PresenceStore, hub: FrameSink, node_id: str, key_prefix: str = "c4a"
     ) -> None:
         self._client = client
         self._presence = presence
@@ -380,7 +379,7 @@ class NodeSubscriber:
         self,
         client: Redis,
         *,
-        hub: LocalHub,
+        hub: FrameSink,
         node_id: str,
         key_prefix: str = "c4a",
         ping_interval_s: float = 5.0,

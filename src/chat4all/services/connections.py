@@ -16,21 +16,20 @@ from typing import Any
 
 import orjson
 
-from chat4all.adapters.memory import LocalHub
 from chat4all.domain.errors import Chat4AllError, Unavailable
 from chat4all.domain.events import PresenceEvent
 from chat4all.domain.frames import Frame, control_frame, message_frame
 from chat4all.domain.ids import new_id, utcnow
 from chat4all.domain.limits import Limit, gcra
-from chat4all.domain.models import Channel, Presence
+from chat4all.domain.models import INTERNAL, Presence
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
 from chat4all.ports import EventLog, MessageStore, PresenceStore
 from chat4all.services.deliveries import DeliveryService
+from chat4all.services.hub import LocalHub
 
 CATCH_UP_PAGE = 500
-INTERNAL = Channel.INTERNAL.value
 # receipts of one socket being stored at once; past this the socket's reader waits for one
 RECEIPTS_IN_FLIGHT = 16
 log = get_logger(__name__)
