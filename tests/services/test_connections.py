@@ -18,6 +18,7 @@ from chat4all.ports import FrameSink, NewMessage
 from chat4all.services.connections import CLOSE_POLICY, ConnectionService
 from chat4all.services.deliveries import DeliveryService
 from chat4all.services.hub import LocalHub
+from tests.fakes.clock import FakeClock
 from tests.fakes.deliveries import FakeDeliveryStore, FakeRelay
 from tests.fakes.push import RecordingPush, RecordingSubscriber
 
@@ -88,6 +89,7 @@ async def test_the_memory_push_adapter_delivers_into_the_hub_through_the_port() 
 
 class Parts:
     def __init__(self, *, max_sockets: int = 20) -> None:
+        self.clock = FakeClock()
         self.hub = LocalHub()
         self.store = FakeDeliveryStore()
         self.push = RecordingPush(sink=self.hub)
@@ -102,6 +104,7 @@ class Parts:
             node_id="n1",
             queue_size=100,
             max_sockets_per_user=max_sockets,
+            clock=self.clock,
         )
 
     async def stored(self, *message_ids: str, to: str = "bob") -> list:
@@ -172,9 +175,23 @@ async def test_presence_is_announced_on_the_first_socket_and_after_the_last(part
     second = await parts.service.open("bob")
     await parts.service.close(first)
     assert parts.log.presence() == [("bob", "online")]
+    assert (await parts.service.presence("bob")).status == "online"
+    parts.clock.advance(30)
     await parts.service.close(second)
     assert parts.log.presence() == [("bob", "online"), ("bob", "offline")]
     assert parts.hub.connection_count() == 0
+    seen = await parts.service.presence("bob")
+    assert seen.status == "offline" and seen.last_seen == parts.clock.now  # the service's clock
+
+
+async def test_a_socket_without_heartbeats_lapses_from_presence_when_its_ttl_passes(parts: Parts) -> None:
+    connection = await parts.service.open("bob")
+    parts.clock.advance(59)
+    await parts.service.heartbeat(connection)
+    parts.clock.advance(59)
+    assert (await parts.service.presence("bob")).status == "online"  # the beat kept it
+    parts.clock.advance(2)
+    assert (await parts.service.presence("bob")).status == "offline"  # 61 s since the last beat
 
 
 async def test_a_new_socket_beyond_the_limit_ends_the_oldest() -> None:
