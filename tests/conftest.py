@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from chat4all.api.app import create_app
+from chat4all.runtime import create_app
 from chat4all.client import ApiError, Chat4AllClient
 from chat4all.config import Settings
 

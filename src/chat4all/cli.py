@@ -33,7 +33,7 @@ def serve(
         node=settings.node_id,
         sample_ratio=settings.trace_sample_ratio,
     )
-    from chat4all.api.app import create_app
+    from chat4all.runtime import create_app
 
     try:
         application = create_app(settings, role=role, freeze_heap=True)
@@ -68,17 +68,9 @@ def migrate() -> None:
     """Brings the database schema up to date (run once per release in production)."""
     settings = Settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
-    from chat4all.adapters.sql.database import Database
-    from chat4all.adapters.sql.migrate import upgrade
+    from chat4all.runtime import migrate_database
 
-    async def run() -> None:
-        db = Database(settings.resolved_database_url)
-        try:
-            await upgrade(db)
-        finally:
-            await db.close()
-
-    asyncio.run(run())
+    asyncio.run(migrate_database(settings))
     typer.echo("database is up to date")
 
 

@@ -6,7 +6,7 @@ port has one contract test suite (``tests/contract``) run against every adapter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -128,10 +128,8 @@ class Receipt:
 
 
 class MessageStore(Protocol):
-    async def persist_batch(self, messages: Sequence[NewMessage], *, at: datetime) -> PersistResult:
-        """In one transaction: skip known message_ids, assign dense sequence numbers per
-        conversation, insert messages, one SENT delivery per target and its history, and
-        remember the conversation each file message shared its file with (R5.5)."""
+    """Messages and their deliveries, read side. Writes of a delivery go through
+    ``DeliveryStore`` (only ``services.deliveries.DeliveryService`` holds one)."""
 
     async def get_message(self, message_id: str) -> Message | None: ...
 
@@ -150,24 +148,50 @@ class MessageStore(Protocol):
         """Messages whose delivery to (username, channel) is still SENT, ordered by
         (conversation_id, sequence_number); ``after`` continues from the last one returned."""
 
-    async def advance(
-        self,
-        *,
-        username: str,
-        channel: str,
-        message_ids: Sequence[str],
-        status: DeliveryStatus,
-        at: datetime,
-        detail: str | None = None,
-    ) -> list[tuple[Message, list[StatusChange]]]:
-        """Moves the deliveries forward (never back) in one transaction and records history.
+
+Moved = list[tuple[Message, list[StatusChange]]]
+
+
+class DeliveryStore(Protocol):
+    """The delivery aggregate: every write of a delivery's status or retry state.
+
+    Each status change is made forward only (``domain.status``; the operator's requeue of a
+    FAILED delivery is the one backward move), recorded in the status history and, in the same
+    transaction, as a StatusEvent in the status outbox. Only ``DeliveryService`` calls this.
+    """
+
+    async def persist_batch(self, messages: Sequence[NewMessage], *, at: datetime) -> PersistResult:
+        """In one transaction: skip known message_ids, assign dense sequence numbers per
+        conversation, insert messages, one SENT delivery per target and its history, and
+        remember the conversation each file message shared its file with (R5.5)."""
+
+    async def advance_many(self, receipts: Sequence[Receipt], *, at: datetime) -> Moved:
+        """Moves the receipts' deliveries forward (never back) in one transaction, applied in
+        the order given (so a READ after a DELIVERED for the same delivery records both).
         Returns, per message that moved, the status changes recorded."""
 
-    async def advance_many(
-        self, receipts: Sequence[Receipt], *, at: datetime
-    ) -> list[tuple[Message, list[StatusChange]]]:
-        """``advance`` for many receipts in one transaction, applied in the order given (so a
-        READ that arrives after a DELIVERED for the same delivery records both)."""
+    async def requeue(self, keys: Sequence["DeliveryKey"], *, now: datetime, detail: str) -> Moved:
+        """An operator's replay: FAILED deliveries back to SENT, due now, attempts reset, with a
+        history entry. Deliveries that are not FAILED are left alone."""
+
+    async def sent(self, key: "DeliveryKey", *, attempts: int, links: Sequence["ConnectorLink"] = ()) -> None:
+        """The provider took an external delivery: no longer pending; remembers the provider's ids."""
+
+    async def retry(self, key: "DeliveryKey", *, attempts: int, at: datetime, error: str) -> None:
+        """An external delivery failed transiently: due again at ``at``, with the reason."""
+
+    async def finish(self, key: "DeliveryKey", *, attempts: int) -> None:
+        """An external delivery was given up (its status moved to FAILED): no longer pending."""
+
+
+class StatusOutbox(Protocol):
+    """StatusEvents written with the status changes (same transaction), waiting for the relay
+    (``workers/outbox_relay.py``) to append them to the log."""
+
+    async def relay(
+        self, publish: Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]], *, limit: int = 1000
+    ) -> int:
+        """Appends up to ``limit`` of the oldest events with ``publish`` and deletes them; how many."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +260,18 @@ class Push(Protocol):
 
     async def send(self, frames: Sequence[tuple[str, Frame]]) -> None:
         """Each item is (username, frame); users with no socket anywhere are skipped."""
+
+
+class FrameSink(Protocol):
+    """What a push adapter delivers into: the sockets of this node (``services.hub.LocalHub``).
+    Push adapters call it; they never hold sockets themselves."""
+
+    def deliver(self, frames: Sequence[tuple[str, Frame]]) -> None:
+        """Queues each (username, frame) on that user's sockets here, without waiting."""
+
+    def missed_frames(self) -> int:
+        """Frames for this node may have been lost (the push channel had a gap): every socket
+        here ends and its client catches up from the store; returns how many there were."""
 
 
 # files (R5) ------------------------------------------------------------------------------------
@@ -506,7 +542,8 @@ class ConnectorLink:
 
 class DeliveryQueue(Protocol):
     """The external deliveries waiting for a connector; the state lives in the delivery rows
-    (``attempts``, ``next_attempt_at``), so a restarted dispatcher resumes pending retries."""
+    (``attempts``, ``next_attempt_at``), so a restarted dispatcher resumes pending retries.
+    Claims only: the outcome of an attempt is written through ``DeliveryStore``."""
 
     async def due_channels(self, *, now: datetime) -> set[str]:
         """Channels with at least one delivery due."""
@@ -527,21 +564,6 @@ class DeliveryQueue(Protocol):
 
     async def release(self, *, claimer: str | None, now: datetime) -> int:
         """Makes the deliveries held by ``claimer`` (None: by anyone) due now (at start-up)."""
-
-    async def sent(self, key: DeliveryKey, *, attempts: int, links: Sequence[ConnectorLink] = ()) -> None:
-        """The provider took it: no longer pending; remembers the provider's ids."""
-
-    async def retry(self, key: DeliveryKey, *, attempts: int, at: datetime, error: str) -> None:
-        """Failed transiently: due again at ``at``, with the reason."""
-
-    async def finish(self, key: DeliveryKey, *, attempts: int) -> None:
-        """Gave up (the status moves to FAILED through the delivery service): no longer pending."""
-
-    async def requeue(
-        self, keys: Sequence[DeliveryKey], *, now: datetime, detail: str
-    ) -> list[tuple[Message, list[StatusChange]]]:
-        """An operator's replay: FAILED deliveries back to SENT, due now, attempts reset, with a
-        history entry. Deliveries that are not FAILED are left alone."""
 
 
 class ConnectorLinks(Protocol):

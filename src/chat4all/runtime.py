@@ -1,59 +1,95 @@
 """The composition root: builds the adapters named by Settings, wires the services, starts and
-stops them. Nothing else in the code base constructs an adapter."""
+stops them. Nothing else in the code base constructs an adapter.
+
+``Runtime`` is a container of cached getters (one instance of each thing per process, built
+the first time something asks for it, with what it needs built first). A role says which parts
+a process runs (``ROLE_PARTS``); each part asks the container for what it needs, so a process
+builds only what its role uses and nothing decides by role anywhere else. ``create_app`` hands
+the API its services (never the runtime), ``operations`` gives operator commands theirs, and
+``migrate_database`` / ``clean_up_uploads`` are the one-off jobs of the CLI.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
-from chat4all.adapters.memory import LocalHub, MemoryPresenceStore
+from fastapi import FastAPI
+from starlette.types import ASGIApp
+
+from chat4all.adapters.memory import MemoryPresenceStore, MemoryPush
 from chat4all.adapters.memory_limits import MemoryRateLimiter
 from chat4all.adapters.sql.accepted_ids import SqlAcceptedIds
-from chat4all.adapters.sql.status_outbox import SqlStatusOutbox
+from chat4all.adapters.sql.connector_configs import SqlConnectorConfigStore
 from chat4all.adapters.sql.connector_links import SqlConnectorLinks
+from chat4all.adapters.sql.connector_queue import SqlDeliveryQueue
 from chat4all.adapters.sql.conversations import SqlConversationStore
 from chat4all.adapters.sql.database import Database
+from chat4all.adapters.sql.deliveries import SqlDeliveryStore
 from chat4all.adapters.sql.files import SqlFileStore
 from chat4all.adapters.sql.messages import SqlMessageStore
 from chat4all.adapters.sql.metadata import SqlMetadataStore
 from chat4all.adapters.sql.migrate import SchemaCheck, upgrade
-from chat4all.adapters.sqllog import SqlEventLog
+from chat4all.adapters.sql.status_outbox import SqlStatusOutbox
 from chat4all.adapters.sql.webhook_outbox import SqlWebhookOutbox
 from chat4all.adapters.sql.webhooks import SqlWebhookRegistry
+from chat4all.adapters.sqllog import SqlEventLog
 from chat4all.adapters.webhook_http import HttpCallbackTransport
 from chat4all.config import Settings
+from chat4all.connectors.hub import BreakerRules, ConnectorHub
 from chat4all.connectors.registry import Plugins
+from chat4all.connectors.resilience import RetryPolicy
+from chat4all.connectors.simulated import simulated_defaults
 from chat4all.domain.egress import EgressPolicy
 from chat4all.domain.errors import Unavailable
 from chat4all.domain.events import FileEvent, MessageEvent, PresenceEvent, StatusEvent
-from chat4all.ports import BlobStore, EventLog, MessageStore, MetadataStore, PresenceStore, Push, WebhookOutbox
-from chat4all.ports import AcceptedIds, ConnectorConfigStore, RateLimiter
-from chat4all.services.abuse import AbuseGuard, AbuseRules
-from chat4all.workers.outbox_relay import OutboxRelay
+from chat4all.domain.ids import utcnow
 from chat4all.observability.logging import get_logger
-from chat4all.runtime_connectors import connector_configs, connector_dispatcher, connector_hub, dead_letter_service
-from chat4all.services.dead_letters import DeadLetterService
+from chat4all.ports import (
+    AcceptedIds,
+    BlobStore,
+    ConnectorConfigStore,
+    MessageStore,
+    MetadataStore,
+    PresenceStore,
+    Push,
+    RateLimiter,
+    WebhookOutbox,
+    WebhookRegistry,
+)
+from chat4all.services.abuse import AbuseGuard, AbuseRules
 from chat4all.services.auth import AuthService
+from chat4all.services.bundle import Services
 from chat4all.services.connections import ConnectionService
+from chat4all.services.connector_dispatch import ConnectorSender, ConnectorSendRules
 from chat4all.services.conversations import ConversationService
+from chat4all.services.dead_letters import DeadLetterService
 from chat4all.services.deliveries import DeliveryService
 from chat4all.services.files import FileService, UploadCleanup
+from chat4all.services.hub import LocalHub
 from chat4all.services.inbound import InboundService
 from chat4all.services.messages import MessageService
+from chat4all.services.routing import RoutingService
 from chat4all.services.users import UserService
 from chat4all.services.webhook_callbacks import CallbackSource, FileCallbacks, StatusCallbacks
 from chat4all.services.webhooks import WebhookService
 from chat4all.workers.base import Worker
+from chat4all.workers.connector_dispatch import ConnectorDispatcher
+from chat4all.workers.outbox_relay import OutboxRelay
 from chat4all.workers.periodic import PeriodicTask
 from chat4all.workers.router import RouterWorker
-from chat4all.workers.webhook_delivery import DeliveryRules, WebhookDispatcher
+from chat4all.workers.webhook_delivery import CallbackDispatcher, CallbackRules
 from chat4all.workers.webhooks import GROUP as WEBHOOKS_GROUP
 from chat4all.workers.webhooks import WebhookIntake
+
+__all__ = ["ConfigurationError", "Role", "Runtime", "Services", "build_runtime", "create_app", "operations"]
 
 log = get_logger(__name__)
 
@@ -68,21 +104,24 @@ class Role(StrEnum):
     WEBHOOKS = "webhooks"
 
 
+class Part(StrEnum):
+    """A duty of a process; a role is a set of them."""
+
+    API = "api"  # the HTTP/WebSocket API: sockets, file bytes, providers' webhooks
+    ROUTING = "routing"  # the router and the connector dispatcher
+    WEBHOOKS = "webhooks"  # the webhook intake and the callbacks' delivery
+
+
+ROLE_PARTS: dict[Role, tuple[Part, ...]] = {
+    Role.ALL: (Part.API, Part.ROUTING, Part.WEBHOOKS),
+    Role.API: (Part.API,),
+    Role.ROUTER: (Part.ROUTING,),
+    Role.WEBHOOKS: (Part.WEBHOOKS,),
+}
+
+
 class ConfigurationError(Exception):
     pass
-
-
-@dataclass
-class Services:
-    auth: AuthService
-    users: UserService
-    conversations: ConversationService
-    messages: MessageService
-    deliveries: DeliveryService
-    connections: ConnectionService
-    files: FileService
-    webhooks: WebhookService
-    inbound: InboundService | None = None  # calls from channel providers (connectors)
 
 
 class Component(Protocol):
@@ -95,20 +134,69 @@ class Component(Protocol):
     async def ping(self) -> None: ...
 
 
-@dataclass
 class Runtime:
-    settings: Settings
-    role: Role
-    database: Database
-    event_log: EventLog
-    services: Services
-    hub: LocalHub
-    # started in this order, stopped in reverse; each also answers readiness under its name
-    components: dict[str, Component] = field(default_factory=dict)
-    workers: list[Worker] = field(default_factory=list)
-    blobs: BlobStore | None = None
-    # background chores (cleanup of abandoned uploads), started after the workers
-    tasks: list[PeriodicTask] = field(default_factory=list)
+    """One process's parts, each built once on first use (``cached_property``)."""
+
+    def __init__(self, settings: Settings, role: Role = Role.ALL) -> None:
+        _check_urls(settings, role)
+        self.settings = settings
+        self.role = role
+        # started in this order (a thing's dependencies are built, so registered, before it),
+        # stopped in reverse; each also answers readiness under its name
+        self.components: dict[str, Component] = {}
+        self.workers: list[Worker] = []
+        # background chores (cleanup of abandoned uploads), started after the workers
+        self.tasks: list[PeriodicTask] = []
+
+    def _component(self, name: str, component: Any) -> Any:
+        self.components.setdefault(name, component)
+        return component
+
+    def assemble(self) -> Runtime:
+        """Builds what the role runs: the shared parts, then each of the role's parts."""
+        _ = self.database, self.metadata, self.event_log, self.services
+        self._component("schema", SchemaCheck(self.database))  # readiness: the tables this code needs
+        for part in ROLE_PARTS[self.role]:
+            {Part.API: self._serve_api, Part.ROUTING: self._route, Part.WEBHOOKS: self._send_webhooks}[part]()
+        return self
+
+    # the role's parts ----------------------------------------------------------------------------
+
+    def _serve_api(self) -> None:
+        if self.push_subscriber is not None:  # API nodes hold sockets and listen for their frames
+            self._component("push", self.push_subscriber)
+        self._component("blobs", self.blobs)
+        self._component("connectors", self.connectors)  # the providers' webhooks come in here
+        self.tasks.append(self.upload_cleanup)
+
+    def _route(self) -> None:
+        self._component("blobs", self.blobs)  # file messages go out with a download URL
+        self._component("connectors", self.connectors)
+        self._component("connector_dispatch", self.connector_dispatcher)
+        self.workers.append(
+            RouterWorker(
+                self.event_log.consumer(MessageEvent.topic, group="router"),
+                routing=self.routing,
+                log=self.event_log,
+                batch_size=self.settings.router_batch_size,
+            )
+        )
+
+    def _send_webhooks(self) -> None:
+        self._component("webhooks", self.callback_dispatcher)
+        self.workers.extend(
+            WebhookIntake(
+                self.event_log.consumer(source.topic, group=f"{WEBHOOKS_GROUP}-{source.topic}"),
+                source=source,
+                registry=self.webhook_registry,
+                outbox=self.webhook_outbox,
+                on_enqueued=self.callback_dispatcher.wake,
+                batch_size=self.settings.router_batch_size,
+            )
+            for source in webhook_sources(self.message_store, self.webhook_outbox)
+        )
+
+    # lifecycle -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
         if self.settings.should_migrate_on_start:
@@ -146,145 +234,452 @@ class Runtime:
                 checks[name] = f"down: {type(exc).__name__}{reason}"
         return checks
 
+    def mounts(self) -> dict[str, ASGIApp]:
+        """ASGI apps the API serves besides its routes: the local disk's signed URLs (file://)."""
+        if not self.settings.resolved_blob_url.startswith("file://"):
+            return {}
+        from chat4all.adapters.localfs import URL_PREFIX
+        from chat4all.adapters.localfs_http import signed_url_app
+
+        return {URL_PREFIX: signed_url_app(self.blobs)}  # type: ignore[arg-type]
+
+    # stores and engines --------------------------------------------------------------------------
+
+    @cached_property
+    def database(self) -> Database:
+        s = self.settings
+        return self._component(
+            "database", Database(s.resolved_database_url, pool_size=s.database_pool_size, read_url=s.database_read_url)
+        )
+
+    @cached_property
+    def metadata(self) -> MetadataStore:
+        """Users, identities and sessions: etcd in production, else the database."""
+        if self.settings.metadata_url == "db":
+            return SqlMetadataStore(self.database)
+        from chat4all.adapters.etcd import EtcdMetadataStore
+
+        s = self.settings
+        prefix = "/chat4all" + (f"/{s.namespace}" if s.namespace else "")
+        return self._component(
+            "metadata", EtcdMetadataStore(s.metadata_url, prefix=prefix, refresh_ttl_s=s.refresh_token_ttl_s)
+        )
+
+    @cached_property
+    def event_log(self) -> Any:
+        s = self.settings
+        if s.event_log_url == "db":
+            log_: Any = SqlEventLog(
+                self.database, partitions=s.log_partitions, poll_interval_s=s.router_poll_interval_s
+            )
+        else:
+            from chat4all.adapters.kafka import KafkaEventLog
+
+            log_ = KafkaEventLog(
+                s.event_log_url,
+                partitions=s.log_partitions,
+                topics=[MessageEvent.topic, StatusEvent.topic, PresenceEvent.topic, FileEvent.topic],
+                replication_factor=s.log_replication_factor,
+                min_insync_replicas=s.log_min_insync_replicas,
+                client_id=s.node_id,
+                append_timeout_s=s.log_append_timeout_s,
+                session_timeout_ms=s.router_session_timeout_ms,
+                namespace=s.namespace,
+            )
+        return self._component("event_log", log_)
+
+    @cached_property
+    def message_store(self) -> MessageStore:
+        return SqlMessageStore(self.database)
+
+    @cached_property
+    def delivery_store(self) -> SqlDeliveryStore:
+        return SqlDeliveryStore(self.database)
+
+    @cached_property
+    def hub(self) -> LocalHub:
+        """The sockets this process holds (services/hub.py): what push delivers into."""
+        return LocalHub()
+
+    @cached_property
+    def _redis_prefix(self) -> str:
+        return "c4a" + (f":{self.settings.namespace}" if self.settings.namespace else "")
+
+    @cached_property
+    def _presence_client(self) -> Any:
+        from chat4all.adapters.redis import RedisConnection, connect
+
+        client = connect(self.settings.presence_url)
+        self._component("presence", RedisConnection(client))
+        return client
+
+    @cached_property
+    def _shared_presence(self) -> bool:
+        return not self.settings.presence_url.startswith("memory://")
+
+    @cached_property
+    def presence(self) -> PresenceStore:
+        if not self._shared_presence:
+            return MemoryPresenceStore(ttl_s=self.settings.ws_heartbeat_timeout_s)
+        from chat4all.adapters.redis import RedisPresenceStore
+
+        return RedisPresenceStore(
+            self._presence_client, ttl_s=self.settings.presence_ttl_s, key_prefix=self._redis_prefix
+        )
+
+    @cached_property
+    def push(self) -> Push:
+        """Frames to whichever node holds the recipients' sockets: this node's hub directly,
+        the others through Redis."""
+        if not self._shared_presence:
+            return MemoryPush(self.hub)
+        from chat4all.adapters.redis import RedisPush
+
+        return RedisPush(
+            self._presence_client,
+            presence=self.presence,
+            hub=self.hub,
+            node_id=self.settings.node_id,
+            key_prefix=self._redis_prefix,
+        )
+
+    @cached_property
+    def push_subscriber(self) -> Component | None:
+        """What other nodes push to this one, handed to the hub (None in one process)."""
+        if not self._shared_presence:
+            return None
+        from chat4all.adapters.redis import NodeSubscriber
+
+        return NodeSubscriber(
+            self._presence_client, hub=self.hub, node_id=self.settings.node_id, key_prefix=self._redis_prefix
+        )
+
+    @cached_property
+    def _limits(self) -> tuple[RateLimiter, AcceptedIds]:
+        """Rate limits and accepted message_ids: in Redis when shared (limits_url), else in this
+        process (limits) and the database (message_ids)."""
+        s = self.settings
+        url = s.resolved_limits_url
+        if url.startswith("memory://"):
+            return MemoryRateLimiter(), SqlAcceptedIds(self.database, ttl_s=s.idempotency_ttl_s)
+        from chat4all.adapters.redis import RedisConnection, connect
+        from chat4all.adapters.redis_limits import RedisAcceptedIds, RedisRateLimiter
+
+        client = connect(url)
+        self._component("limits", RedisConnection(client))
+        return (
+            RedisRateLimiter(client, key_prefix=self._redis_prefix),
+            RedisAcceptedIds(client, key_prefix=self._redis_prefix, ttl_s=s.idempotency_ttl_s),
+        )
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        return build_blob_store(self.settings)
+
+    @cached_property
+    def file_store(self) -> SqlFileStore:
+        return SqlFileStore(self.database)
+
+    @cached_property
+    def webhook_registry(self) -> WebhookRegistry:
+        """Registrations next to the other metadata (etcd or the database)."""
+        if self.settings.metadata_url == "db":
+            return SqlWebhookRegistry(self.database)
+        from chat4all.adapters.etcd_webhooks import EtcdWebhookRegistry
+
+        return EtcdWebhookRegistry(self.metadata)  # type: ignore[arg-type]
+
+    @cached_property
+    def webhook_outbox(self) -> WebhookOutbox:
+        return SqlWebhookOutbox(self.database)
+
+    @cached_property
+    def callback_transport(self) -> HttpCallbackTransport:
+        s = self.settings
+        try:
+            policy = EgressPolicy.parse(
+                allow_private=s.webhooks_allow_private, allowed_networks=s.resolved_webhooks_allowed_networks
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"webhooks_allowed_networks: {exc}") from None
+        return HttpCallbackTransport(policy)
+
+    @cached_property
+    def connector_configs(self) -> ConnectorConfigStore:
+        """Connector configuration lives next to the other metadata (etcd, or the database)."""
+        if self.settings.metadata_url == "db":
+            return SqlConnectorConfigStore(self.database)
+        from chat4all.adapters.etcd_connectors import EtcdConnectorConfigStore
+
+        return EtcdConnectorConfigStore(self.metadata)  # type: ignore[arg-type]
+
+    @cached_property
+    def connectors(self) -> ConnectorHub:
+        """The live connectors, rebuilt when their configuration changes."""
+        s = self.settings
+        defaults = []
+        if s.simulated_connectors_by_default:
+            # only written if the channel has no configuration yet (the first start)
+            defaults = simulated_defaults(now=utcnow(), secret=secrets.token_urlsafe(24))
+        return ConnectorHub(
+            store=self.connector_configs,
+            plugins=Plugins(),
+            public_base_url=s.resolved_public_base_url,
+            refresh_interval_s=s.connectors_refresh_interval_s,
+            breaker=BreakerRules(failure_threshold=s.connectors_breaker_failures, open_s=s.connectors_breaker_open_s),
+            defaults=defaults,
+            reconnect_every_s=s.connectors_refresh_interval_s,
+        )
+
+    # services ------------------------------------------------------------------------------------
+
+    @cached_property
+    def outbox_relay(self) -> OutboxRelay:
+        relay = OutboxRelay(
+            SqlStatusOutbox(self.database), self.event_log, poll_interval_s=self.settings.outbox_poll_interval_s
+        )
+        return self._component("outbox_relay", relay)  # started after the log, stopped (and drained) before it
+
+    @cached_property
+    def deliveries(self) -> DeliveryService:
+        return DeliveryService(store=self.delivery_store, push=self.push, relay=self.outbox_relay)
+
+    @cached_property
+    def guard(self) -> AbuseGuard:
+        return AbuseGuard(self._limits[0], abuse_rules(self.settings))
+
+    @cached_property
+    def conversations(self) -> ConversationService:
+        return ConversationService(
+            conversations=SqlConversationStore(self.database),
+            metadata=self.metadata,
+            max_members=self.settings.group_max_members,
+            guard=self.guard,
+        )
+
+    @cached_property
+    def files(self) -> FileService:
+        s = self.settings
+        return FileService(
+            files=self.file_store,
+            blobs=self.blobs,
+            log=self.event_log,
+            max_size=s.max_file_bytes,
+            part_size=s.file_part_bytes,
+            upload_url_ttl_s=s.file_upload_url_ttl_s,
+            download_url_ttl_s=s.file_download_url_ttl_s,
+        )
+
+    @cached_property
+    def upload_cleanup(self) -> PeriodicTask:
+        s = self.settings
+        cleanup = UploadCleanup(files=self.file_store, blobs=self.blobs, max_age_s=s.file_upload_max_age_s)
+        return PeriodicTask("file-cleanup", cleanup.run_once, interval_s=s.file_cleanup_interval_s)
+
+    @cached_property
+    def messages(self) -> MessageService:
+        s = self.settings
+        return MessageService(
+            conversations=self.conversations,
+            messages=self.message_store,
+            log=self.event_log,
+            max_text_chars=s.max_text_chars,
+            files=self.files,
+            supported_channels=self.connectors.all_channels,  # built-in, installed plugins and configured
+            guard=self.guard,
+            accepted_ids=self._limits[1],
+            max_metadata_bytes=s.max_metadata_bytes,
+            history_page_max_bytes=s.history_page_max_bytes,
+        )
+
+    @cached_property
+    def auth(self) -> AuthService:
+        s = self.settings
+        return AuthService(
+            metadata=self.metadata,
+            secret=s.resolved_jwt_secret(),
+            access_ttl_s=s.access_token_ttl_s,
+            refresh_ttl_s=s.refresh_token_ttl_s,
+            bcrypt_rounds=s.bcrypt_rounds,
+            revocation_check_s=s.auth_revocation_check_s,
+            refresh_reuse_grace_s=s.auth_refresh_reuse_grace_s,
+            guard=self.guard,
+        )
+
+    @cached_property
+    def connections(self) -> ConnectionService:
+        s = self.settings
+        return ConnectionService(
+            hub=self.hub,
+            presence=self.presence,
+            messages=self.message_store,
+            deliveries=self.deliveries,
+            log=self.event_log,
+            node_id=s.node_id,
+            queue_size=s.ws_send_queue,
+            max_sockets_per_user=s.ws_max_sockets_per_user,
+            pings_per_minute=s.ws_pings_per_minute,
+        )
+
+    @cached_property
+    def webhooks(self) -> WebhookService:
+        return WebhookService(
+            registry=self.webhook_registry,
+            outbox=self.webhook_outbox,
+            transport=self.callback_transport,
+            max_per_user=self.settings.webhooks_max_per_user,
+        )
+
+    @cached_property
+    def users(self) -> UserService:
+        s = self.settings
+        return UserService(
+            metadata=self.metadata,
+            supported_channels=self.connectors.external_channels,
+            verify_identities=s.verify_channel_identities,
+            claim_ttl_s=s.channel_claim_ttl_s,
+        )
+
+    @cached_property
+    def services(self) -> Services:
+        """What the API serves (routes and the WebSocket get these, not the runtime)."""
+        return Services(
+            auth=self.auth,
+            users=self.users,
+            conversations=self.conversations,
+            messages=self.messages,
+            deliveries=self.deliveries,
+            connections=self.connections,
+            files=self.files,
+            webhooks=self.webhooks,
+            inbound=InboundService(
+                hub=self.connectors,
+                metadata=self.metadata,
+                links=SqlConnectorLinks(self.database),
+                deliveries=self.deliveries,
+                messages=self.messages,
+                users=self.users,
+            ),
+            readiness=self.readiness,
+        )
+
+    @cached_property
+    def connector_dispatcher(self) -> ConnectorDispatcher:
+        s = self.settings
+        sender = ConnectorSender(
+            metadata=self.metadata,
+            deliveries=self.deliveries,
+            log=self.event_log,
+            files=self.file_store,
+            blobs=self.blobs,
+            rules=ConnectorSendRules(
+                retry=RetryPolicy(
+                    max_attempts=s.connectors_max_attempts,
+                    base_s=s.connectors_retry_base_s,
+                    jitter=s.connectors_retry_jitter,
+                ),
+                download_url_ttl_s=s.file_download_url_ttl_s,
+            ),
+        )
+        return ConnectorDispatcher(
+            queue=SqlDeliveryQueue(self.database),
+            hub=self.connectors,
+            dispatch=sender,
+            node_id=s.node_id,
+            poll_interval_s=s.connectors_poll_interval_s,
+            lease_s=s.connectors_claim_ttl_s,
+            # one SQLite file means one machine: whatever a dead process held is due again at once
+            release_all_claims_on_start=s.is_sqlite,
+        )
+
+    @cached_property
+    def routing(self) -> RoutingService:
+        # external deliveries go out from the processes that route: wake their dispatcher
+        return RoutingService(
+            deliveries=self.deliveries,
+            metadata=self.metadata,
+            push=self.push,
+            on_external=self.connector_dispatcher.wake,
+        )
+
+    @cached_property
+    def callback_dispatcher(self) -> CallbackDispatcher:
+        s = self.settings
+        rules = CallbackRules(
+            timeout_s=s.webhooks_timeout_s,
+            max_retries=s.webhooks_max_retries,
+            retry_base_s=s.webhooks_retry_base_s,
+            disable_after=s.webhooks_disable_after,
+            poll_interval_s=s.webhooks_poll_interval_s,
+            max_in_flight=s.webhooks_max_in_flight,
+            claim_ttl_s=s.webhooks_claim_ttl_s,
+            retention_s=s.webhooks_retention_s,
+        )
+        return CallbackDispatcher(
+            outbox=self.webhook_outbox,
+            registry=self.webhook_registry,
+            transport=self.callback_transport,
+            node_id=s.node_id,
+            rules=rules,
+            # one SQLite file means one machine: whatever a dead process held is due again at once
+            release_all_claims_on_start=s.is_sqlite,
+        )
+
+    @cached_property
+    def dead_letters(self) -> DeadLetterService:
+        """The dead-letter queue for operators: a replay returns once its StatusEvents are in
+        the log (outside a server nothing relays later)."""
+        kafka = self.settings.event_log_url != "db"
+        return DeadLetterService(
+            log=self.event_log,
+            messages=self.message_store,
+            deliveries=DeliveryService(
+                store=self.delivery_store, push=self.push_here, relay=self.outbox_relay, wait_for_relay=True
+            ),
+            # a Kafka reader needs a moment to be assigned its partitions
+            first_poll_s=10.0 if kafka else 0.5,
+            next_poll_s=2.0 if kafka else 0.1,
+        )
+
+    @cached_property
+    def push_here(self) -> Push:
+        """Status frames to this process's sockets only (an operator's command holds none)."""
+        return MemoryPush(self.hub)
+
 
 def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
-    _check_urls(settings, role)
-    database = Database(
-        settings.resolved_database_url, pool_size=settings.database_pool_size, read_url=settings.database_read_url
-    )
-    components: dict[str, Component] = {"database": database}
-    conversation_store = SqlConversationStore(database)
-    message_store = SqlMessageStore(database)
-    metadata = _metadata_store(settings, database, components)
-    event_log = _event_log(settings, database)
-    components["event_log"] = event_log
-    hub = LocalHub()
-    presence, push = _presence_and_push(settings, hub, role, components)
+    return Runtime(settings, role).assemble()
 
-    components["schema"] = SchemaCheck(database)  # readiness: the tables are those this code needs
-    limiter, accepted_ids = _limits(settings, database, components)
-    guard = AbuseGuard(limiter, abuse_rules(settings))
-    conversations = ConversationService(
-        conversations=conversation_store, metadata=metadata, max_members=settings.group_max_members, guard=guard
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    role: Role = Role.ALL,
+    runtime: Runtime | None = None,
+    freeze_heap: bool = False,
+) -> FastAPI:
+    """The ASGI application of a process: the API given its services (``api/app.py``), started
+    and stopped with the runtime. ``app.state.runtime`` is there for tests and tools only."""
+    from chat4all.api.app import build_app
+
+    settings = settings or Settings()
+    runtime = runtime or build_runtime(settings, role)
+    serve_api = Part.API in ROLE_PARTS[runtime.role]
+    app = build_app(
+        settings,
+        services=runtime.services,
+        start=runtime.start,
+        stop=runtime.stop,
+        serve_api=serve_api,
+        mounts=runtime.mounts() if serve_api else {},
+        freeze_heap=freeze_heap,
     )
-    relay = OutboxRelay(SqlStatusOutbox(database), event_log, poll_interval_s=settings.outbox_poll_interval_s)
-    components["outbox_relay"] = relay  # started after the log, stopped (and drained) before it
-    deliveries = DeliveryService(messages=message_store, push=push, relay=relay)
-    blobs, files, cleanup = _files(settings, database, event_log, role, components)
-    webhooks, webhook_workers = _webhooks(settings, database, metadata, message_store, event_log, role, components)
-    connectors = connector_hub(settings, database, metadata)
-    if role in (Role.ALL, Role.API, Role.ROUTER):  # routers send through them, API nodes take their webhooks
-        components["connectors"] = connectors
-    messages = MessageService(
-        conversations=conversations,
-        messages=message_store,
-        log=event_log,
-        max_text_chars=settings.max_text_chars,
-        files=files,
-        supported_channels=connectors.all_channels,  # built-in, installed plugins and configured channels
-        guard=guard,
-        accepted_ids=accepted_ids,
-        max_metadata_bytes=settings.max_metadata_bytes,
-        history_page_max_bytes=settings.history_page_max_bytes,
-    )
-    users = UserService(
-        metadata=metadata,
-        supported_channels=connectors.external_channels,
-        verify_identities=settings.verify_channel_identities,
-        claim_ttl_s=settings.channel_claim_ttl_s,
-    )
-    services = Services(
-        auth=AuthService(
-            metadata=metadata,
-            secret=settings.resolved_jwt_secret(),
-            access_ttl_s=settings.access_token_ttl_s,
-            refresh_ttl_s=settings.refresh_token_ttl_s,
-            bcrypt_rounds=settings.bcrypt_rounds,
-            revocation_check_s=settings.auth_revocation_check_s,
-            refresh_reuse_grace_s=settings.auth_refresh_reuse_grace_s,
-            guard=guard,
-        ),
-        users=users,
-        conversations=conversations,
-        messages=messages,
-        deliveries=deliveries,
-        connections=ConnectionService(
-            hub=hub,
-            presence=presence,
-            messages=message_store,
-            deliveries=deliveries,
-            log=event_log,
-            node_id=settings.node_id,
-            queue_size=settings.ws_send_queue,
-            max_sockets_per_user=settings.ws_max_sockets_per_user,
-            pings_per_minute=settings.ws_pings_per_minute,
-        ),
-        files=files,
-        webhooks=webhooks,
-        inbound=InboundService(
-            hub=connectors,
-            metadata=metadata,
-            links=SqlConnectorLinks(database),
-            deliveries=deliveries,
-            messages=messages,
-            users=users,
-        ),
-    )
-    dispatcher = None
-    if role in (Role.ALL, Role.ROUTER):  # external deliveries go out from the processes that route
-        components.setdefault("blobs", blobs)  # file messages go out with a download URL
-        dispatcher = connector_dispatcher(settings, database, connectors, metadata, deliveries, event_log, blobs)
-        components["connector_dispatch"] = dispatcher
-    workers: list[Worker] = [*webhook_workers]
-    if role in (Role.ALL, Role.ROUTER):
-        workers.append(
-            RouterWorker(
-                event_log.consumer(MessageEvent.topic, group="router"),
-                messages=message_store,
-                metadata=metadata,
-                push=push,
-                deliveries=deliveries,
-                log=event_log,
-                batch_size=settings.router_batch_size,
-                on_external=dispatcher.wake if dispatcher is not None else None,
-            )
-        )
-    return Runtime(
-        settings=settings,
-        role=role,
-        database=database,
-        event_log=event_log,
-        services=services,
-        hub=hub,
-        components=components,
-        workers=workers,
-        blobs=blobs,
-        tasks=[cleanup] if cleanup is not None else [],
-    )
+    app.state.runtime = runtime
+    return app
 
 
 def abuse_rules(settings: Settings) -> AbuseRules:
     return AbuseRules(**{f: getattr(settings, f) for f in AbuseRules.__dataclass_fields__})
-
-
-def _limits(
-    settings: Settings, database: Database, components: dict[str, Component]
-) -> tuple[RateLimiter, AcceptedIds]:
-    """Rate limits and accepted message_ids: in Redis when shared (limits_url), else in this
-    process (limits) and the database (message_ids)."""
-    url = settings.resolved_limits_url
-    if url.startswith("memory://"):
-        return MemoryRateLimiter(), SqlAcceptedIds(database, ttl_s=settings.idempotency_ttl_s)
-    from chat4all.adapters.redis import RedisConnection, connect
-    from chat4all.adapters.redis_limits import RedisAcceptedIds, RedisRateLimiter
-
-    client = connect(url)
-    components["limits"] = RedisConnection(client)
-    prefix = "c4a" + (f":{settings.namespace}" if settings.namespace else "")
-    return (
-        RedisRateLimiter(client, key_prefix=prefix),
-        RedisAcceptedIds(client, key_prefix=prefix, ttl_s=settings.idempotency_ttl_s),
-    )
 
 
 def build_blob_store(settings: Settings) -> BlobStore:
@@ -303,109 +698,33 @@ def build_blob_store(settings: Settings) -> BlobStore:
     return S3BlobStore(url, key_prefix=f"{settings.namespace}/" if settings.namespace else "")
 
 
-def _files(
-    settings: Settings, database: Database, event_log: EventLog, role: Role, components: dict[str, Component]
-) -> tuple[BlobStore, FileService, PeriodicTask | None]:
-    blobs = build_blob_store(settings)
-    file_store = SqlFileStore(database)
-    files = FileService(
-        files=file_store,
-        blobs=blobs,
-        log=event_log,
-        max_size=settings.max_file_bytes,
-        part_size=settings.file_part_bytes,
-        upload_url_ttl_s=settings.file_upload_url_ttl_s,
-        download_url_ttl_s=settings.file_download_url_ttl_s,
-    )
-    if role not in (Role.ALL, Role.API):  # only processes that serve the API touch file bytes
-        return blobs, files, None
-    components["blobs"] = blobs
-    cleanup = UploadCleanup(files=file_store, blobs=blobs, max_age_s=settings.file_upload_max_age_s)
-    task = PeriodicTask("file-cleanup", cleanup.run_once, interval_s=settings.file_cleanup_interval_s)
-    return blobs, files, task
-
-
-async def clean_up_uploads(settings: Settings, *, max_age_s: float | None = None) -> int:
-    """One cleanup of abandoned uploads, outside a server (``chat4all files cleanup``)."""
-    database = Database(settings.resolved_database_url)
-    blobs = build_blob_store(settings)
-    try:
-        if settings.should_migrate_on_start:
-            await upgrade(database)
-        await blobs.start()
-        age = settings.file_upload_max_age_s if max_age_s is None else max_age_s
-        return await UploadCleanup(files=SqlFileStore(database), blobs=blobs, max_age_s=age).run_once()
-    finally:
-        await blobs.close()
-        await database.close()
-
-
 def webhook_sources(messages: MessageStore, outbox: WebhookOutbox) -> list[CallbackSource]:
     """The topics the webhook worker turns into callbacks: adding one is adding its source here."""
     return [StatusCallbacks(messages=messages, outbox=outbox), FileCallbacks()]
 
 
-def _webhooks(
-    settings: Settings,
-    database: Database,
-    metadata: MetadataStore,
-    messages: MessageStore,
-    event_log: EventLog,
-    role: Role,
-    components: dict[str, Component],
-) -> tuple[WebhookService, list[Worker]]:
-    """Registrations next to the other metadata (etcd or the database); the outbox in the database."""
-    if settings.metadata_url == "db":
-        registry: Any = SqlWebhookRegistry(database)
-    else:
-        from chat4all.adapters.etcd_webhooks import EtcdWebhookRegistry
-
-        registry = EtcdWebhookRegistry(metadata)  # type: ignore[arg-type]
-    outbox = SqlWebhookOutbox(database)
+async def migrate_database(settings: Settings) -> None:
+    """Brings the database schema up to date (``chat4all migrate``)."""
+    database = Database(settings.resolved_database_url)
     try:
-        policy = EgressPolicy.parse(
-            allow_private=settings.webhooks_allow_private, allowed_networks=settings.resolved_webhooks_allowed_networks
-        )
-    except ValueError as exc:
-        raise ConfigurationError(f"webhooks_allowed_networks: {exc}") from None
-    transport = HttpCallbackTransport(policy)
-    service = WebhookService(
-        registry=registry, outbox=outbox, transport=transport, max_per_user=settings.webhooks_max_per_user
-    )
-    if role not in (Role.ALL, Role.WEBHOOKS):
-        return service, []
-    rules = DeliveryRules(
-        timeout_s=settings.webhooks_timeout_s,
-        max_retries=settings.webhooks_max_retries,
-        retry_base_s=settings.webhooks_retry_base_s,
-        disable_after=settings.webhooks_disable_after,
-        poll_interval_s=settings.webhooks_poll_interval_s,
-        max_in_flight=settings.webhooks_max_in_flight,
-        claim_ttl_s=settings.webhooks_claim_ttl_s,
-        retention_s=settings.webhooks_retention_s,
-    )
-    dispatcher = WebhookDispatcher(
-        outbox=outbox,
-        registry=registry,
-        transport=transport,
-        node_id=settings.node_id,
-        rules=rules,
-        # one SQLite file means one machine: whatever a dead process held is due again at once
-        release_all_claims_on_start=settings.is_sqlite,
-    )
-    components["webhooks"] = dispatcher
-    intakes: list[Worker] = [
-        WebhookIntake(
-            event_log.consumer(source.topic, group=f"{WEBHOOKS_GROUP}-{source.topic}"),
-            source=source,
-            registry=registry,
-            outbox=outbox,
-            on_enqueued=dispatcher.wake,
-            batch_size=settings.router_batch_size,
-        )
-        for source in webhook_sources(messages, outbox)
-    ]
-    return service, intakes
+        await upgrade(database)
+    finally:
+        await database.close()
+
+
+async def clean_up_uploads(settings: Settings, *, max_age_s: float | None = None) -> int:
+    """One cleanup of abandoned uploads, outside a server (``chat4all files cleanup``)."""
+    runtime = Runtime(settings)
+    database, blobs = runtime.database, runtime.blobs
+    try:
+        if settings.should_migrate_on_start:
+            await upgrade(database)
+        await blobs.start()
+        age = settings.file_upload_max_age_s if max_age_s is None else max_age_s
+        return await UploadCleanup(files=runtime.file_store, blobs=blobs, max_age_s=age).run_once()
+    finally:
+        await blobs.close()
+        await database.close()
 
 
 @dataclass
@@ -420,71 +739,19 @@ class Operations:
 @asynccontextmanager
 async def operations(settings: Settings) -> AsyncIterator[Operations]:
     """The stores and log of a deployment, outside a server."""
-    database = Database(settings.resolved_database_url)
-    components: dict[str, Component] = {"database": database}
-    metadata = _metadata_store(settings, database, components)
-    event_log = _event_log(settings, database)
-    components["event_log"] = event_log
+    runtime = Runtime(settings)
+    ops = Operations(configs=runtime.connector_configs, plugins=Plugins(), dead_letters=runtime.dead_letters)
     started: list[Component] = []
     try:
         if settings.should_migrate_on_start:
-            await upgrade(database)
-        for component in components.values():
+            await upgrade(runtime.database)
+        for component in runtime.components.values():
             await component.start()
             started.append(component)
-        yield Operations(
-            configs=connector_configs(settings, database, metadata),
-            plugins=Plugins(),
-            dead_letters=dead_letter_service(settings, database, event_log),
-        )
+        yield ops
     finally:
         for component in reversed(started):
             await component.close()
-
-
-def _metadata_store(settings: Settings, database: Database, components: dict[str, Component]) -> MetadataStore:
-    if settings.metadata_url == "db":
-        return SqlMetadataStore(database)
-    from chat4all.adapters.etcd import EtcdMetadataStore
-
-    prefix = "/chat4all" + (f"/{settings.namespace}" if settings.namespace else "")
-    store = EtcdMetadataStore(settings.metadata_url, prefix=prefix, refresh_ttl_s=settings.refresh_token_ttl_s)
-    components["metadata"] = store
-    return store
-
-
-def _event_log(settings: Settings, database: Database) -> Any:
-    if settings.event_log_url == "db":
-        return SqlEventLog(database, partitions=settings.log_partitions, poll_interval_s=settings.router_poll_interval_s)
-    from chat4all.adapters.kafka import KafkaEventLog
-
-    return KafkaEventLog(
-        settings.event_log_url,
-        partitions=settings.log_partitions,
-        topics=[MessageEvent.topic, StatusEvent.topic, PresenceEvent.topic, FileEvent.topic],
-        replication_factor=settings.log_replication_factor,
-        min_insync_replicas=settings.log_min_insync_replicas,
-        client_id=settings.node_id,
-        append_timeout_s=settings.log_append_timeout_s,
-        session_timeout_ms=settings.router_session_timeout_ms,
-        namespace=settings.namespace,
-    )
-
-
-def _presence_and_push(
-    settings: Settings, hub: LocalHub, role: Role, components: dict[str, Component]
-) -> tuple[PresenceStore, Push]:
-    if settings.presence_url.startswith("memory://"):
-        return MemoryPresenceStore(ttl_s=settings.ws_heartbeat_timeout_s), hub
-    from chat4all.adapters.redis import NodeSubscriber, RedisConnection, RedisPresenceStore, RedisPush, connect
-
-    client = connect(settings.presence_url)
-    prefix = "c4a" + (f":{settings.namespace}" if settings.namespace else "")
-    presence = RedisPresenceStore(client, ttl_s=settings.presence_ttl_s, key_prefix=prefix)
-    components["presence"] = RedisConnection(client)
-    if role in (Role.ALL, Role.API):  # only API nodes hold sockets and listen for frames addressed to them
-        components["push"] = NodeSubscriber(client, hub=hub, node_id=settings.node_id, key_prefix=prefix)
-    return presence, RedisPush(client, presence=presence, hub=hub, node_id=settings.node_id, key_prefix=prefix)
 
 
 def _check_urls(settings: Settings, role: Role) -> None:

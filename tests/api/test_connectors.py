@@ -15,7 +15,6 @@ from chat4all.client import ApiError, Chat4AllClient, Socket
 from chat4all.config import Settings
 from chat4all.connectors.resilience import BreakerState
 from chat4all.domain.connectors import ConnectorLimits
-from chat4all.runtime_connectors import dead_letter_service
 from tests.conftest import RunningServer, persisted, wait_until
 from tests.connector_helpers import (
     QUICK,
@@ -293,7 +292,7 @@ async def test_a_whatsapp_outage_opens_its_breaker_fails_its_deliveries_to_the_d
     for message_id in outage_ids:
         final = await wait_statuses(alice, message_id, {"whatsapp": "FAILED"}, timeout=30)
         assert final[("bob", "whatsapp")]["error"].startswith("gave up after 5 attempts: ")
-    service = dead_letter_service(settings, server.runtime.database, server.runtime.event_log)
+    service = server.runtime.dead_letters
     dead = [e for e in await service.entries(channel="whatsapp")]
     assert [e.letter.message_id for e in dead] == outage_ids
     assert all(e.replayable and e.letter.attempts == 5 and not e.letter.permanent for e in dead)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from chat4all.api.app import create_app
+from chat4all.runtime import create_app
 from chat4all.client import Chat4AllClient
 from chat4all.config import Settings
 from tests.conftest import PASSWORD, persisted

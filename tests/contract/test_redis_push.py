@@ -23,7 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from chat4all.adapters.memory import LocalHub
+from chat4all.services.hub import LocalHub
 from chat4all.adapters.redis import NodeSubscriber, RedisPresenceStore, RedisPush, connect, node_channel
 from chat4all.domain.errors import Unavailable
 from chat4all.domain.frames import Frame

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from chat4all.adapters.memory import LocalHub, MemoryPresenceStore
+from chat4all.adapters.memory import MemoryPresenceStore
+from chat4all.services.hub import LocalHub
 from chat4all.domain.errors import Unavailable
 from chat4all.domain.frames import control_frame
 from chat4all.services.connections import ConnectionService, Overflow

@@ -1,17 +1,15 @@
-"""In-process adapters for one node: presence and push (the embedded profile)."""
+"""In-process adapters for one node: presence and push (the embedded profile). The sockets
+themselves are the core's (``services/hub.py``); push hands frames to it as a ``FrameSink``."""
 
 from __future__ import annotations
-
-import asyncio
-import random
 
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from chat4all.domain.frames import Frame
 from chat4all.domain.models import Presence
+from chat4all.ports import FrameSink
 
 
 class MemoryPresenceStore:
@@ -62,52 +60,11 @@ class MemoryPresenceStore:
         return found
 
 
-class Subscriber(Protocol):
-    def offer(self, frame: Frame) -> None:
-        """Queues a frame for the socket without waiting."""
+class MemoryPush:
+    """The Push of a single process: every frame goes straight to this node's hub."""
 
-    def missed(self) -> None:
-        """Frames for this socket may have been lost on the way (the push channel had a gap):
-        the socket ends once what is queued has gone out, and the client's reconnect catches
-        up from the store."""
-
-
-class LocalHub:
-    """The sockets held by this process, by username; also the Push of a single-node setup."""
-
-    def __init__(self) -> None:
-        self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
-
-    def add(self, username: str, subscriber: Subscriber) -> None:
-        self._subscribers[username].add(subscriber)
-
-    def remove(self, username: str, subscriber: Subscriber) -> None:
-        subscribers = self._subscribers.get(username)
-        if subscribers is not None:
-            subscribers.discard(subscriber)
-            if not subscribers:
-                del self._subscribers[username]
-
-    def connection_count(self) -> int:
-        return sum(len(s) for s in self._subscribers.values())
-
-    def deliver(self, frames: Sequence[tuple[str, Frame]]) -> None:
-        for username, frame in frames:
-            for subscriber in self._subscribers.get(username, ()):
-                subscriber.offer(frame)
-
-    def missed_frames(self, *, spread_s: float = 2.0) -> int:
-        """Tells every socket here that frames may have been lost; returns how many there are.
-        The sockets end at random moments within ``spread_s``, so their clients do not all
-        reconnect and catch up in the same instant."""
-        subscribers = [s for group in self._subscribers.values() for s in group]
-        loop = asyncio.get_running_loop() if spread_s > 0 else None
-        for subscriber in subscribers:
-            if loop is None:
-                subscriber.missed()
-            else:
-                loop.call_later(random.uniform(0, spread_s), subscriber.missed)
-        return len(subscribers)
+    def __init__(self, sink: FrameSink) -> None:
+        self._sink = sink
 
     async def send(self, frames: Sequence[tuple[str, Frame]]) -> None:
-        self.deliver(frames)
+        self._sink.deliver(frames)

@@ -9,7 +9,7 @@ older than ``ttl_s`` counts as offline and is pruned lazily. The key's own Redis
 user at once still agree on who was first online and who was last to leave. ``last_seen`` lives
 in ``{prefix}:last_seen:{username}``.
 
-Push: ``RedisPush.send`` hands every frame to this node's ``LocalHub`` (sockets held here never
+Push: ``RedisPush.send`` hands every frame to this node's hub (a ``ports.FrameSink``) (sockets held here never
 touch Redis), looks up the other nodes of all recipients in one ``nodes_for`` round trip, and
 PUBLISHes one message per remote node on ``{prefix}:node:{node_id}``. ``NodeSubscriber`` runs
 in each API node, listens on its own channel and hands what arrives to the hub; it reconnects
@@ -38,13 +38,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chat4all.adapters.memory import LocalHub
 from chat4all.domain.errors import Unavailable
 from chat4all.domain.frames import Frame
 from chat4all.domain.ids import utcnow
 from chat4all.domain.models import Presence
 from chat4all.observability.logging import get_logger
-from chat4all.ports import PresenceStore
+from chat4all.ports import FrameSink, PresenceStore
 
 log = get_logger(__name__)
 
@@ -106,7 +105,7 @@ class RedisConnection:
         await self.ping()
 
     async def ping(self) -> None:
-        with _unavailable("Redis does not answer"):
+        with unavailable_when_down("Redis does not answer"):
             await self.client.ping()
 
     async def close(self) -> None:
@@ -114,7 +113,8 @@ class RedisConnection:
 
 
 @contextmanager
-def _unavailable(message: str) -> Iterator[None]:
+def unavailable_when_down(message: str) -> Iterator[None]:
+    """Turns a lost or read-only Redis (a failover) into Unavailable, for every Redis adapter."""
     try:
         yield
     except _DOWN as exc:
@@ -247,22 +247,22 @@ class RedisPresenceStore:
     async def connected(self, username: str, connection_id: str, *, node: str, at: datetime) -> bool:
         stamp = _stamp(at)
         args = [connection_id, f"{node}|{stamp}", _micros(at), self._ttl_us, self._key_ttl_ms, stamp]
-        with _unavailable("presence store unavailable"):
+        with unavailable_when_down("presence store unavailable"):
             return bool(await self._connect(keys=self._keys(username), args=args))
 
     async def heartbeat(self, username: str, connection_id: str, *, node: str, at: datetime) -> None:
         args = [connection_id, _stamp(at), self._key_ttl_ms, node]
-        with _unavailable("presence store unavailable"):
+        with unavailable_when_down("presence store unavailable"):
             await self._heartbeat(keys=self._keys(username), args=args)
 
     async def disconnected(self, username: str, connection_id: str, *, at: datetime) -> bool:
         args = [connection_id, _stamp(at), _micros(at), self._ttl_us]
-        with _unavailable("presence store unavailable"):
+        with unavailable_when_down("presence store unavailable"):
             return bool(await self._disconnect(keys=self._keys(username), args=args))
 
     async def get(self, username: str, *, now: datetime) -> Presence:
         presence_key, last_seen_key = self._keys(username)
-        with _unavailable("presence store unavailable"):
+        with unavailable_when_down("presence store unavailable"):
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.hgetall(presence_key)
                 pipe.get(last_seen_key)
@@ -278,7 +278,7 @@ class RedisPresenceStore:
         distinct = list(dict.fromkeys(usernames))
         if not distinct:
             return {}
-        with _unavailable("presence store unavailable"):
+        with unavailable_when_down("presence store unavailable"):
             async with self._client.pipeline(transaction=False) as pipe:
                 for username in distinct:
                     pipe.hgetall(self._keys(username)[0])
@@ -339,7 +339,7 @@ class RedisPush:
     """Push across nodes: local sockets straight from the hub, every other node in one PUBLISH."""
 
     def __init__(
-        self, client: Redis, *, presence: PresenceStore, hub: LocalHub, node_id: str, key_prefix: str = "c4a"
+        self, client: Redis, *, presence: PresenceStore, hub: FrameSink, node_id: str, key_prefix: str = "c4a"
     ) -> None:
         self._client = client
         self._presence = presence
@@ -362,7 +362,7 @@ class RedisPush:
                     remote[node].append((username, frame))
         if not remote:
             return
-        with _unavailable("push channel unavailable"):
+        with unavailable_when_down("push channel unavailable"):
             async with self._client.pipeline(transaction=False) as pipe:
                 for node, items in remote.items():
                     pipe.publish(node_channel(self._prefix, node), encode_frames(items))
@@ -380,7 +380,7 @@ class NodeSubscriber:
         self,
         client: Redis,
         *,
-        hub: LocalHub,
+        hub: FrameSink,
         node_id: str,
         key_prefix: str = "c4a",
         ping_interval_s: float = 5.0,

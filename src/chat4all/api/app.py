@@ -1,29 +1,34 @@
-"""The FastAPI application factory."""
+"""The FastAPI application: routes, WebSocket, middleware and the OpenAPI document.
+
+It is given what it serves: the services (``services/bundle.py``), the settings, the process's
+start and stop, and the ASGI apps to mount (the local-disk blob store's signed URLs). The
+composition root (``runtime.create_app``) builds those and calls ``build_app``; this package
+imports no adapter and not the runtime.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp
 
 from chat4all import __version__
-from chat4all.adapters.localfs import URL_PREFIX as BLOB_URL_PREFIX
-from chat4all.adapters.localfs import LocalBlobStore
 from chat4all.api import ws
 from chat4all.api.errors import install_error_handlers
 from chat4all.api.fast_send import SendFastPath
 from chat4all.api.middleware import BodyLimit, JsonBody, RequestContext
 from chat4all.api.openapi import complete_openapi
-from chat4all.api.routes import auth, blobs, conversations, files, health, messages, presence, users, webhooks
+from chat4all.api.routes import auth, conversations, files, health, messages, presence, users, webhooks
 from chat4all.api.routes import connectors
 from chat4all.api.schemas import PasswordGrant, RefreshGrant
 from chat4all.config import Settings
 from chat4all.observability import heap
-from chat4all.runtime import Role, Runtime, build_runtime
+from chat4all.services.bundle import Services
 
 DESCRIPTION = """One API to reach people in-app and on external channels.
 
@@ -35,27 +40,32 @@ Authenticate with `POST /v1/auth/token` (or the **Authorize** button), then send
 """
 
 
-def create_app(
-    settings: Settings | None = None,
+def build_app(
+    settings: Settings,
     *,
-    role: Role = Role.ALL,
-    runtime: Runtime | None = None,
+    services: Services,
+    start: Callable[[], Awaitable[None]],
+    stop: Callable[[], Awaitable[None]],
+    serve_api: bool = True,
+    mounts: Mapping[str, ASGIApp] | None = None,
     freeze_heap: bool = False,
 ) -> FastAPI:
-    """``freeze_heap``: for a server process (``chat4all serve``), see observability/heap.py."""
-    settings = settings or Settings()
-    runtime = runtime or build_runtime(settings, role)
+    """``serve_api``: the public routes and the WebSocket (API nodes; router and webhook
+    processes serve only their health and metrics). ``mounts``: path prefix → ASGI app, outside
+    the JSON body rules. ``freeze_heap``: for a server process (``chat4all serve``), see
+    observability/heap.py."""
+    mounts = dict(mounts or {})
     heap.observe_pauses()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
+        await start()
         if freeze_heap:
             heap.freeze_startup_heap()
         try:
             yield
         finally:
-            await runtime.stop()
+            await stop()
 
     app = FastAPI(
         title="Chat4All",
@@ -66,19 +76,20 @@ def create_app(
         openapi_url="/openapi.json",
         lifespan=lifespan,
     )
-    app.state.runtime = runtime
+    app.state.services = services
+    app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
-    if role in (Role.ALL, Role.API):  # router and webhook processes serve only their health and metrics
+    if serve_api:
         for module in (auth, users, conversations, messages, presence, files, webhooks, connectors):
             app.include_router(module.router)
         app.include_router(ws.router)
-        if isinstance(runtime.blobs, LocalBlobStore):  # the app serves the local disk's signed URLs
-            app.include_router(blobs.router)
-    if role in (Role.ALL, Role.API):
+        for prefix, mounted in mounts.items():
+            app.mount(prefix, mounted)
         app.add_middleware(SendFastPath)  # innermost: inside the body limit and the trace context
-    app.add_middleware(JsonBody, form_paths=frozenset({"/v1/auth/token"}), exempt_prefixes=(f"{BLOB_URL_PREFIX}/",))
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt_prefixes=(f"{BLOB_URL_PREFIX}/",))
+    exempt = tuple(f"{prefix}/" for prefix in mounts)
+    app.add_middleware(JsonBody, form_paths=frozenset({"/v1/auth/token"}), exempt_prefixes=exempt)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt_prefixes=exempt)
     if settings.cors_origin_list:  # browsers on these origins may call the API (tokens, not cookies)
         app.add_middleware(
             CORSMiddleware,
@@ -111,6 +122,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     # the token endpoint parses its body by content type itself; publish the two grant shapes
     for model in (PasswordGrant, RefreshGrant):
         components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    complete_openapi(schema, app.state.runtime)  # what the server enforces beyond its models
+    complete_openapi(schema, app.state.services, app.state.settings)  # what the server enforces beyond its models
     app.openapi_schema = schema
     return schema

@@ -1,4 +1,8 @@
-"""Annotated dependencies shared by the routes: the services and the calling user."""
+"""Annotated dependencies shared by the routes: the services and the calling user.
+
+The composition root puts the services on ``app.state.services``; routes get them through
+``ServicesDep`` and never see adapters or the runtime.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,28 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
+from chat4all.api.bearer import bearer_token
 from chat4all.domain.errors import Unauthenticated
-from chat4all.runtime import Runtime, Services
 from chat4all.services.auth import Session
-
-# tokenUrl makes Swagger UI's "Authorize" post the OAuth2 password form to our token endpoint
-_bearer = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+from chat4all.services.bundle import Services
 
 
-async def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+class _Bearer(OAuth2PasswordBearer):
+    """Documents the scheme (Swagger UI's "Authorize" posts the OAuth2 password form to our
+    token endpoint) and reads the header with the parser the fast path and the socket share."""
+
+    async def __call__(self, request: Request) -> str | None:  # type: ignore[override]
+        return bearer_token(request.headers.get("authorization"))
+
+
+_bearer = _Bearer(tokenUrl="/v1/auth/token", scheme_name="OAuth2PasswordBearer", auto_error=False)
 
 
 async def get_services(request: Request) -> Services:
-    return request.app.state.runtime.services
+    return request.app.state.services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 OptionalToken = Annotated[str | None, Depends(_bearer)]

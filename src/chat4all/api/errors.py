@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from chat4all.api.responses import JSON
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 
 from chat4all.api.schemas import UUID_PATTERN, ErrorResponse
 from chat4all.domain import errors as e
@@ -97,12 +97,19 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
     if documented:
         return sorted(set(documented))
-    allowed = []
-    for method in _METHODS:
-        scope = {**request.scope, "method": method}
-        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
-            allowed.append(method)
-    return allowed
+    return [m for m in _METHODS if _takes(request.app.router.routes, {**request.scope, "method": m})]
+
+
+def _takes(routes: Any, scope: dict[str, Any]) -> bool:
+    """Whether one of these routes takes the scope's path and method (inside mounted apps too)."""
+    for route in routes:
+        match, child = route.matches(scope)
+        if match is not Match.FULL:
+            continue
+        inner = getattr(route, "routes", None) if isinstance(route, Mount) else None
+        if inner is None or _takes(inner, {**scope, **child}):
+            return True
+    return False
 
 
 def _documented_paths(app: Any) -> list[tuple[re.Pattern[str], list[str]]]:

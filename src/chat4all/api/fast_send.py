@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chat4all.api.bearer import bearer_token
 from chat4all.api.errors import domain_error_response
 from chat4all.api.middleware import is_json, media_type_of
 from chat4all.api.routes.messages import accept, accepted_response, with_idempotency_key
@@ -42,7 +43,7 @@ class SendFastPath:
             await self.app(scope, receive, send)
             return
         body, more = await _read_body(receive)
-        services = scope["app"].state.runtime.services
+        services = scope["app"].state.services
         try:
             request = await self._parse(scope, body, services) if not more else None
         except Chat4AllError as exc:  # the session's state could not be read (503)
@@ -64,7 +65,7 @@ class SendFastPath:
         headers = dict(scope["headers"])
         if not is_json(media_type_of(headers.get(b"content-type", b""))):
             return None  # e.g. application/jsonx: the JsonBody middleware answers 415 before this
-        token = _bearer(headers.get(b"authorization", b""))
+        token = bearer_token(headers.get(b"authorization"))
         if token is None:
             return None
         key = headers.get(b"idempotency-key")
@@ -78,11 +79,6 @@ class SendFastPath:
             return message, user
         except (Unauthenticated, ValidationError, InvalidInput):
             return None
-
-
-def _bearer(header: bytes) -> str | None:
-    scheme, _, token = header.decode("latin-1").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:

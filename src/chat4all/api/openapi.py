@@ -53,10 +53,10 @@ _LINKS: dict[tuple[str, str], dict[str, tuple[str, str, dict[str, str], dict[str
 }
 
 
-def complete_openapi(schema: dict[str, Any], runtime: Any) -> None:
+def complete_openapi(schema: dict[str, Any], services: Any, settings: Any) -> None:
     """Adds to FastAPI's document (made by ``api/app.py``) what only the running server knows."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    external = sorted(runtime.services.users.supported_channels)
+    external = sorted(services.users.supported_channels)
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
@@ -74,7 +74,7 @@ def complete_openapi(schema: dict[str, Any], runtime: Any) -> None:
                     parameter["schema"] = {"type": "string", "enum": external}
                 elif name == "username":
                     parameter["schema"] = {"type": "string", **USERNAME_DOC}
-    _enforced_limits(components, runtime.settings, [INTERNAL, ALL_CHANNELS, *external])
+    _enforced_limits(components, settings, [INTERNAL, ALL_CHANNELS, *external])
     _links(schema)
 
 

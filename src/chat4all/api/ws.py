@@ -28,8 +28,10 @@ from starlette.websockets import WebSocketDisconnect
 from chat4all.domain.errors import Chat4AllError, Unauthenticated, Unavailable
 from chat4all.domain.frames import Frame, control_frame
 from chat4all.observability.logging import get_logger
-from chat4all.runtime import Runtime
+from chat4all.api.bearer import bearer_token
+from chat4all.config import Settings
 from chat4all.services.auth import AuthService, Session
+from chat4all.services.bundle import Services
 from chat4all.services.connections import CLOSE_TOO_BIG, Connection, ConnectionService, Overflow
 
 router = APIRouter()
@@ -44,9 +46,9 @@ CLOSE_POLICY = 1008
 
 
 def _handshake_token(websocket: WebSocket) -> str | None:
-    header = websocket.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
+    token = bearer_token(websocket.headers.get("authorization"))
+    if token is not None:
+        return token
     for offered in websocket.scope.get("subprotocols") or ():
         if offered.startswith(BEARER_SUBPROTOCOL):
             return offered[len(BEARER_SUBPROTOCOL) :]
@@ -83,9 +85,8 @@ class _Auth:
 
 @router.websocket("/v1/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
-    runtime: Runtime = websocket.app.state.runtime
-    settings = runtime.settings
-    services = runtime.services
+    settings: Settings = websocket.app.state.settings
+    services: Services = websocket.app.state.services
     hosts = _own_hosts(websocket, settings.public_base_url)
     if not origin_allowed(websocket.headers.get("origin"), hosts=hosts, allowed=settings.cors_origin_list):
         await websocket.close(code=CLOSE_POLICY)  # before accept: the handshake is answered 403

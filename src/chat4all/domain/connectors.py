@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chat4all.domain.events import MESSAGES_TOPIC, Event
+from chat4all.domain.models import ALL_CHANNELS, INTERNAL
 
 CHANNEL_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 _CHANNEL_RE = re.compile(CHANNEL_PATTERN)
@@ -25,7 +26,7 @@ REPLAY_DETAIL = "replayed from the dead-letter queue"
 
 
 def is_valid_channel_name(value: str) -> bool:
-    return bool(_CHANNEL_RE.match(value)) and value not in ("internal", "all")
+    return bool(_CHANNEL_RE.match(value)) and value not in (INTERNAL, ALL_CHANNELS)
 
 
 class ConnectorLimits(BaseModel):

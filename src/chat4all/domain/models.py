@@ -17,8 +17,7 @@ _USERNAME_RE = re.compile(USERNAME_PATTERN)
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 
-INTERNAL = "internal"
-ALL_CHANNELS = "all"
+ALL_CHANNELS = "all"  # a recipient's in-app channel and every channel they mapped
 
 
 class Channel(StrEnum):
@@ -30,6 +29,8 @@ class Channel(StrEnum):
     INSTAGRAM = "instagram"
     MESSENGER = "messenger"
 
+
+INTERNAL: str = Channel.INTERNAL.value  # the one name for the in-app channel in every layer
 
 EXTERNAL_CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel if c is not Channel.INTERNAL)
 

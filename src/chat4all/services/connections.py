@@ -16,21 +16,21 @@ from typing import Any
 
 import orjson
 
-from chat4all.adapters.memory import LocalHub
 from chat4all.domain.errors import Chat4AllError, Unavailable
 from chat4all.domain.events import PresenceEvent
 from chat4all.domain.frames import Frame, control_frame, message_frame
-from chat4all.domain.ids import new_id, utcnow
+from chat4all.domain.clock import Clock, system_clock
+from chat4all.domain.ids import new_id
 from chat4all.domain.limits import Limit, gcra
-from chat4all.domain.models import Channel, Presence
+from chat4all.domain.models import INTERNAL, Presence
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
 from chat4all.ports import EventLog, MessageStore, PresenceStore
 from chat4all.services.deliveries import DeliveryService
+from chat4all.services.hub import LocalHub
 
 CATCH_UP_PAGE = 500
-INTERNAL = Channel.INTERNAL.value
 # receipts of one socket being stored at once; past this the socket's reader waits for one
 RECEIPTS_IN_FLIGHT = 16
 log = get_logger(__name__)
@@ -163,7 +163,9 @@ class ConnectionService:
         queue_size: int,
         max_sockets_per_user: int = 20,
         pings_per_minute: int = 60,
+        clock: Clock = system_clock,
     ) -> None:
+        self._clock = clock
         self._max_sockets = max_sockets_per_user
         self._pings_per_minute = pings_per_minute
         self._open: dict[str, list[Connection]] = {}  # the user's sockets on this node, oldest first
@@ -185,7 +187,7 @@ class ConnectionService:
             mine.pop(0).end(CLOSE_POLICY, "too many sockets for this user; the oldest is closed")
         self._hub.add(username, connection)
         try:
-            online = await self._presence.connected(username, connection.connection_id, node=self._node, at=utcnow())
+            online = await self._presence.connected(username, connection.connection_id, node=self._node, at=self._clock())
         except Exception:
             self._hub.remove(username, connection)
             raise
@@ -203,7 +205,7 @@ class ConnectionService:
         self._hub.remove(connection.username, connection)
         metrics.WEBSOCKET_CONNECTIONS.dec()
         try:
-            offline = await self._presence.disconnected(connection.username, connection.connection_id, at=utcnow())
+            offline = await self._presence.disconnected(connection.username, connection.connection_id, at=self._clock())
         except Unavailable:  # the entry lapses by itself after the presence TTL
             log.info("presence not told of a closed socket: presence is unavailable", username=connection.username)
             return
@@ -229,7 +231,7 @@ class ConnectionService:
         """A beat that presence cannot take is skipped, not fatal to the socket: the next one
         rewrites the entry (also after a Redis failover lost it)."""
         try:
-            await self._presence.heartbeat(connection.username, connection.connection_id, node=self._node, at=utcnow())
+            await self._presence.heartbeat(connection.username, connection.connection_id, node=self._node, at=self._clock())
         except Unavailable:
             log.info("heartbeat not recorded: presence is unavailable", username=connection.username)
 
@@ -257,7 +259,7 @@ class ConnectionService:
         return _error("validation_error", "type must be one of: ack, read, ping")
 
     async def presence(self, username: str) -> Presence:
-        return await self._presence.get(username, now=utcnow())
+        return await self._presence.get(username, now=self._clock())
 
     async def _announce_quietly(self, username: str, status: str) -> None:
         """Presence events are informational (webhooks, metrics): a log that cannot take one now
@@ -268,7 +270,7 @@ class ConnectionService:
             log.info("presence event not appended: the event log is unavailable", username=username, status=status)
 
     async def _announce(self, username: str, status: str) -> None:
-        event = PresenceEvent(username=username, status=status, at=utcnow(), node=self._node)  # type: ignore[arg-type]
+        event = PresenceEvent(username=username, status=status, at=self._clock(), node=self._node)  # type: ignore[arg-type]
         await self._log.append(PresenceEvent.topic, event.key(), event.encode())
 
 

@@ -34,7 +34,6 @@ from chat4all.connectors.resilience import RetryPolicy
 from chat4all.domain.connectors import DeadLetter
 from chat4all.domain.files import FileStatus
 from chat4all.domain.ids import utcnow
-from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
 from chat4all.observability.tracing import current_traceparent, end_span, start_span, traceparent_of
@@ -42,7 +41,6 @@ from chat4all.ports import (
     BlobStore,
     ClaimedDelivery,
     ConnectorLink,
-    DeliveryQueue,
     EventLog,
     FileStore,
     MetadataStore,
@@ -57,30 +55,28 @@ class CircuitOpen(TransientError):
 
 
 @dataclass(frozen=True, slots=True)
-class DispatchRules:
+class ConnectorSendRules:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     download_url_ttl_s: float = 3600.0
 
 
-class ConnectorDispatch:
+class ConnectorSender:
     def __init__(
         self,
         *,
-        queue: DeliveryQueue,
         metadata: MetadataStore,
         deliveries: DeliveryService,
         log: EventLog,
         files: FileStore | None = None,
         blobs: BlobStore | None = None,
-        rules: DispatchRules | None = None,
+        rules: ConnectorSendRules | None = None,
     ) -> None:
-        self._queue = queue
         self._metadata = metadata
         self._deliveries = deliveries
         self._log = log
         self._files = files
         self._blobs = blobs
-        self._rules = rules or DispatchRules()
+        self._rules = rules or ConnectorSendRules()
 
     async def deliver(self, claimed: ClaimedDelivery, live: LiveConnector) -> None:
         """One attempt. With tracing on it is a CLIENT span, child of the router's span for the
@@ -253,17 +249,9 @@ class ConnectorDispatch:
             )
             for pid in result.provider_message_ids
         ]
-        if result.delivered:
-            # the status first: a crash before the row leaves the queue leaves a DELIVERED row,
-            # which nothing claims or waits for; the other way round could leave it SENT for ever
-            await self._deliveries.record(
-                username=key.username,
-                channel=key.channel,
-                message_ids=[m.message_id],
-                status=DeliveryStatus.DELIVERED,
-                detail=result.detail,
-            )
-        await self._queue.sent(key, attempts=attempt, links=links)
+        await self._deliveries.handed_over(
+            key, attempts=attempt, links=links, delivered=result.delivered, detail=result.detail
+        )
         log.info("sent to an external channel", channel=key.channel, message_id=m.message_id, attempt=attempt)
 
     async def _failed(self, claimed: ClaimedDelivery, attempt: int, error: ConnectorError, live: LiveConnector) -> None:
@@ -275,7 +263,7 @@ class ConnectorDispatch:
             return
         if isinstance(error, CircuitOpen):  # no use trying before the breaker lets a probe through
             delay = max(delay, live.breaker.retry_in_s())
-        await self._queue.retry(
+        await self._deliveries.retry_later(
             claimed.key,
             attempts=attempt,
             at=utcnow() + timedelta(seconds=delay),
@@ -305,11 +293,7 @@ class ConnectorDispatch:
             failed_at=now,
         )
         await self._log.append(DeadLetter.topic, letter.key(), letter.encode())
-        await self._deliveries.record(
-            username=key.username, channel=key.channel, message_ids=[m.message_id], status=DeliveryStatus.FAILED,
-            detail=reason,
-        )
-        await self._queue.finish(key, attempts=attempts)
+        await self._deliveries.give_up(key, attempts=attempts, reason=reason)
         metrics.CONNECTOR_DEAD_LETTERS.labels(key.channel).inc()
         log.warning(
             "external delivery failed; sent to the dead-letter queue",

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from chat4all.domain.connectors import DEAD_LETTER_TOPIC, REPLAY_DETAIL, DeadLetter
-from chat4all.domain.ids import utcnow
 from chat4all.domain.status import DeliveryStatus
-from chat4all.ports import DeliveryKey, DeliveryQueue, EventLog, LogRecord, MessageStore
+from chat4all.ports import DeliveryKey, EventLog, LogRecord, MessageStore
 from chat4all.services.deliveries import DeliveryService
 
 
@@ -48,14 +47,12 @@ class DeadLetterService:
         *,
         log: EventLog,
         messages: MessageStore,
-        queue: DeliveryQueue,
         deliveries: DeliveryService,
         first_poll_s: float = 1.0,
         next_poll_s: float = 0.2,
     ) -> None:
         self._log = log
         self._messages = messages
-        self._queue = queue
         self._deliveries = deliveries
         # how long to wait for the topic's records (Kafka needs a moment to assign partitions)
         self._first_poll_s = first_poll_s
@@ -104,8 +101,7 @@ class DeadLetterService:
         wanted = [k for k in keys if k is not None]
         if dry_run or not wanted:
             return wanted
-        moved = await self._queue.requeue(wanted, now=utcnow(), detail=REPLAY_DETAIL)
-        await self._deliveries.announce(moved)
+        moved = await self._deliveries.requeue(wanted, detail=REPLAY_DETAIL)
         requeued = {
             DeliveryKey(message.message_id, change.username, change.channel)
             for message, changes in moved

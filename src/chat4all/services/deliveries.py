@@ -1,26 +1,31 @@
 """The one place where a delivery's status moves (R6).
 
-Forward only: the store's guarded update ignores late and repeated receipts. Every change is
-recorded in the history and, in the same transaction, in the status outbox (the store writes
-both); the outbox relay appends the StatusEvents to the log. The sender's sockets are shown a
-status frame.
+Every write of a delivery goes through ``DeliveryService`` and its one port,
+``ports.DeliveryStore``: creation as SENT (the router, ``services/routing.py``), receipts
+(DELIVERED, READ from sockets, HTTP and providers), FAILED and the retry bookkeeping of external
+deliveries (``services/connector_dispatch.py``), and the operator's requeue from the dead-letter
+queue (``services/dead_letters.py``). Forward only: the store's guarded update ignores late and
+repeated receipts. Every change is recorded in the history and, in the same transaction, in the
+status outbox (the store writes both); the outbox relay appends the StatusEvents to the log.
+The sender's sockets are shown a status frame.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
 from chat4all.domain.errors import Unavailable
 from chat4all.domain.frames import status_frame
-from chat4all.domain.ids import utcnow
+from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.models import Message, StatusChange
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
 from chat4all.observability.tracing import current_traceparent
 from chat4all.batching import GroupCommit
-from chat4all.ports import MessageStore, Push, Receipt
+from chat4all.ports import ConnectorLink, DeliveryKey, DeliveryStore, Moved, NewMessage, PersistResult, Push, Receipt
 
 MAX_IDS_PER_RECEIPT = 1000
 log = get_logger(__name__)
@@ -38,13 +43,15 @@ class DeliveryService:
     def __init__(
         self,
         *,
-        messages: MessageStore,
+        store: DeliveryStore,
         push: Push,
         relay: Relay | None = None,
         receipt_linger_s: float = 0.005,
         wait_for_relay: bool = False,
+        clock: Clock = system_clock,
     ) -> None:
-        self._messages = messages
+        self._clock = clock
+        self._store = store
         self._push = push
         self._relay = relay
         # outside a server (an operator's command) nothing relays later: relay before returning
@@ -52,6 +59,11 @@ class DeliveryService:
         # receipts from every socket, request and worker of this process share transactions; a
         # receipt may wait a few ms for others (a status is not on anyone's critical path)
         self._receipts: GroupCommit[Receipt, int] = GroupCommit(self._apply, max_batch=500, linger_s=receipt_linger_s)
+
+    async def create(self, batch: Sequence[NewMessage], *, at: datetime) -> PersistResult:
+        """Stores routed messages with one SENT delivery per target (one transaction); the
+        caller announces the new ones (``announce``) once it has pushed them."""
+        return await self._store.persist_batch(batch, at=at)
 
     async def record(
         self,
@@ -72,8 +84,7 @@ class DeliveryService:
         return await self._receipts.submit(receipt)
 
     async def _apply(self, receipts: Sequence[Receipt]) -> list[int]:
-        now = utcnow()
-        moved = await self._messages.advance_many(receipts, at=now)
+        moved = await self._store.advance_many(receipts, at=self._clock())
         if moved:
             # the StatusEvents, in the outbox with the change, carry the trace of the message's delivery
             await self.announce(moved)
@@ -87,6 +98,50 @@ class DeliveryService:
         return [
             sum((m, r.username, r.channel, r.status) in reached for m in r.message_ids) for r in receipts
         ]
+
+    async def handed_over(
+        self,
+        key: DeliveryKey,
+        *,
+        attempts: int,
+        links: Sequence[ConnectorLink] = (),
+        delivered: bool = False,
+        detail: str | None = None,
+    ) -> None:
+        """A provider took an external delivery: DELIVERED first if it confirmed delivery (a
+        crash before the row leaves the queue then leaves a DELIVERED row, which nothing claims
+        or waits for; the other way round could leave it SENT for ever), then out of the queue
+        with the provider's ids kept."""
+        if delivered:
+            await self.record(
+                username=key.username,
+                channel=key.channel,
+                message_ids=[key.message_id],
+                status=DeliveryStatus.DELIVERED,
+                detail=detail,
+            )
+        await self._store.sent(key, attempts=attempts, links=links)
+
+    async def retry_later(self, key: DeliveryKey, *, attempts: int, at: datetime, error: str) -> None:
+        """An external attempt failed transiently: due again at ``at``, the reason kept."""
+        await self._store.retry(key, attempts=attempts, at=at, error=error)
+
+    async def give_up(self, key: DeliveryKey, *, attempts: int, reason: str) -> None:
+        """An external delivery failed for good: FAILED with the reason, out of the queue."""
+        await self.record(
+            username=key.username, channel=key.channel, message_ids=[key.message_id], status=DeliveryStatus.FAILED,
+            detail=reason,
+        )
+        await self._store.finish(key, attempts=attempts)
+
+    async def requeue(self, keys: Sequence[DeliveryKey], *, detail: str) -> Moved:
+        """An operator's replay: deliveries still FAILED go back to SENT, due now (the one
+        backward move), with their history and StatusEvents; returns what moved."""
+        if not keys:
+            return []
+        moved = await self._store.requeue(keys, now=self._clock(), detail=detail)
+        await self.announce(moved)
+        return moved
 
     async def announce(self, moved: Sequence[tuple[Message, Sequence[StatusChange]]]) -> None:
         """For changes already stored with their StatusEvents: wakes the relay, and sends status

@@ -27,7 +27,7 @@ from chat4all.domain.errors import (
 )
 from chat4all.domain.events import MessageEvent
 from chat4all.domain.ids import new_id, parse_uuid, utcnow
-from chat4all.domain.models import ALL_CHANNELS, Channel, Delivery, Message, StatusChange
+from chat4all.domain.models import ALL_CHANNELS, INTERNAL, Channel, Delivery, Message, StatusChange
 from chat4all.domain.status import DeliveryStatus, aggregate
 from chat4all.observability import metrics
 from chat4all.observability.tracing import current_traceparent, end_span, start_span, traceparent_of
@@ -249,7 +249,7 @@ class MessageService:
 
     def _check_channels(self, channels: Sequence[str] | None) -> list[str]:
         if channels is None:
-            return [Channel.INTERNAL.value]
+            return [INTERNAL]
         wanted = list(dict.fromkeys(channels))
         if not wanted:
             raise InvalidInput("'channels' must name at least one channel")

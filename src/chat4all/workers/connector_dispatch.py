@@ -21,7 +21,7 @@ from datetime import datetime
 from chat4all.connectors.hub import ConnectorHub, LiveConnector
 from chat4all.domain.ids import utcnow
 from chat4all.ports import ClaimedDelivery, DeliveryQueue
-from chat4all.services.connector_dispatch import ConnectorDispatch
+from chat4all.services.connector_dispatch import ConnectorSender
 from chat4all.workers.claim_loop import ClaimLoop
 
 REJECT_BATCH = 100
@@ -37,7 +37,7 @@ class ConnectorDispatcher(ClaimLoop):
         *,
         queue: DeliveryQueue,
         hub: ConnectorHub,
-        dispatch: ConnectorDispatch,
+        dispatch: ConnectorSender,
         node_id: str,
         poll_interval_s: float,
         lease_s: float,

@@ -1,4 +1,4 @@
-"""Relays the status outbox to the event log (``adapters/sql/status_outbox.py``).
+"""Relays the status outbox (``ports.StatusOutbox``, ``adapters/sql/status_outbox.py``) to the event log.
 
 Runs in every process that changes statuses. Woken in-process right after a commit that wrote
 events (so the log sees them within milliseconds), otherwise it looks every ``poll_interval_s``
@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 
-from chat4all.adapters.sql.status_outbox import SqlStatusOutbox
 from chat4all.domain.errors import Unavailable
 from chat4all.domain.events import StatusEvent
 from chat4all.observability.logging import get_logger
-from chat4all.ports import EventLog
+from chat4all.ports import EventLog, StatusOutbox
 
 log = get_logger(__name__)
 
 
 class OutboxRelay:
     def __init__(
-        self, outbox: SqlStatusOutbox, log: EventLog, *, poll_interval_s: float = 1.0, batch_size: int = 1000
+        self, outbox: StatusOutbox, log: EventLog, *, poll_interval_s: float = 1.0, batch_size: int = 1000
     ) -> None:
         self._outbox = outbox
         self._log = log
@@ -44,7 +44,7 @@ class OutboxRelay:
             if n < self._batch:
                 return total
 
-    async def _publish(self, events: list[tuple[str, bytes]]) -> None:
+    async def _publish(self, events: Sequence[tuple[str, bytes]]) -> None:
         await self._log.append_many(StatusEvent.topic, events)
 
     async def start(self) -> None:

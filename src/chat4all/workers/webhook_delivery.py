@@ -45,7 +45,7 @@ PRUNE_EVERY_S = 600.0
 
 
 @dataclass(frozen=True, slots=True)
-class DeliveryRules:
+class CallbackRules:
     timeout_s: float = 5.0
     max_retries: int = 3
     retry_base_s: float = 1.0
@@ -56,7 +56,7 @@ class DeliveryRules:
     retention_s: float = 7 * 24 * 3600
 
 
-class WebhookDispatcher(ClaimLoop):
+class CallbackDispatcher(ClaimLoop):
     """Started and stopped by the runtime; ``wake()`` says new callbacks are due."""
 
     name = "webhook-delivery"
@@ -68,7 +68,7 @@ class WebhookDispatcher(ClaimLoop):
         registry: WebhookRegistry,
         transport: CallbackTransport,
         node_id: str,
-        rules: DeliveryRules,
+        rules: CallbackRules,
         release_all_claims_on_start: bool = False,
     ) -> None:
         super().__init__(

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from chat4all.api.responses import JSON
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from chat4all.api.deps import RuntimeDep
+from chat4all.api.deps import ServicesDep
 from chat4all.api.errors import error_response, responses
 from chat4all.api.schemas import Health
 
@@ -19,8 +19,8 @@ async def live() -> Health:
 
 
 @router.get("/health/ready", response_model=Health, responses=responses(503))
-async def ready(runtime: RuntimeDep) -> JSON:
-    checks = await runtime.readiness()
+async def ready(services: ServicesDep) -> JSON:
+    checks = await services.readiness()
     down = {name: state for name, state in checks.items() if state != "ok"}
     if down:
         return error_response(503, "unavailable", f"not ready: {', '.join(down)} down", details=checks)

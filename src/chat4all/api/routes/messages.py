@@ -19,9 +19,9 @@ from chat4all.api.schemas import (
 from chat4all.domain.errors import InvalidInput
 from chat4all.domain.frames import message_view
 from chat4all.domain.ids import parse_uuid
-from chat4all.domain.models import Channel
+from chat4all.domain.models import INTERNAL
 from chat4all.domain.status import DeliveryStatus
-from chat4all.runtime import Services
+from chat4all.services.bundle import Services
 from chat4all.services.messages import Accepted
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
@@ -101,7 +101,7 @@ async def ack(body: Receipt, user: CurrentUser, services: ServicesDep) -> Respon
     """Marks messages you received as delivered or read (the HTTP twin of the WebSocket frames)."""
     status = DeliveryStatus.DELIVERED if body.status == "delivered" else DeliveryStatus.READ
     await services.deliveries.record(
-        username=user, channel=Channel.INTERNAL.value, message_ids=body.message_ids, status=status
+        username=user, channel=INTERNAL, message_ids=body.message_ids, status=status
     )
     return Response(status_code=204)
 
