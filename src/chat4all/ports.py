@@ -43,7 +43,7 @@ class MetadataStore(Protocol):
         self, *, token_id: str, family_id: str, username: str, expires_at: datetime
     ) -> None: ...
 
-    async def spend_refresh_token(self, token_id: str) -> "RefreshSpend":
+    async def spend_refresh_token(self, token_id: str) -> RefreshSpend:
         """Marks the token used, exactly once, at the current time; says what it found and
         when the token was spent (``used_at``: now for ``ok``, the first spend for ``reused``)."""
 
@@ -177,7 +177,7 @@ class EventLog(Protocol):
 
     async def append_many(self, topic: str, records: Sequence[tuple[str, bytes]]) -> None: ...
 
-    def consumer(self, topic: str, group: str) -> "LogConsumer": ...
+    def consumer(self, topic: str, group: str) -> LogConsumer: ...
 
 
 # counting a SQL log's backlog reads it; past this many records the exact figure matters less

@@ -13,7 +13,6 @@ from chat4all.adapters.sql.files import SqlFileStore
 from chat4all.adapters.sql.messages import SqlMessageStore
 from chat4all.adapters.sql.status_outbox import SqlStatusOutbox
 from chat4all.config import Settings
-from chat4all.workers.outbox_relay import OutboxRelay
 from chat4all.connectors.hub import BreakerRules, ConnectorHub
 from chat4all.connectors.registry import Plugins
 from chat4all.connectors.resilience import RetryPolicy
@@ -24,6 +23,7 @@ from chat4all.services.connector_dispatch import ConnectorDispatch, DispatchRule
 from chat4all.services.dead_letters import DeadLetterService
 from chat4all.services.deliveries import DeliveryService
 from chat4all.workers.connector_dispatch import ConnectorDispatcher
+from chat4all.workers.outbox_relay import OutboxRelay
 
 
 def connector_configs(settings: Settings, database: Database, metadata: MetadataStore) -> ConnectorConfigStore:

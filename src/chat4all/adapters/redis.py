@@ -246,17 +246,17 @@ class RedisPresenceStore:
 
     async def connected(self, username: str, connection_id: str, *, node: str, at: datetime) -> bool:
         stamp = _stamp(at)
-        args = [connection_id, f"{node}|{stamp}", _micros(at), self._ttl_us, self._key_ttl_ms, stamp]
+        args: list[str | int] = [connection_id, f"{node}|{stamp}", _micros(at), self._ttl_us, self._key_ttl_ms, stamp]
         with _unavailable("presence store unavailable"):
             return bool(await self._connect(keys=self._keys(username), args=args))
 
     async def heartbeat(self, username: str, connection_id: str, *, node: str, at: datetime) -> None:
-        args = [connection_id, _stamp(at), self._key_ttl_ms, node]
+        args: list[str | int] = [connection_id, _stamp(at), self._key_ttl_ms, node]
         with _unavailable("presence store unavailable"):
             await self._heartbeat(keys=self._keys(username), args=args)
 
     async def disconnected(self, username: str, connection_id: str, *, at: datetime) -> bool:
-        args = [connection_id, _stamp(at), _micros(at), self._ttl_us]
+        args: list[str | int] = [connection_id, _stamp(at), _micros(at), self._ttl_us]
         with _unavailable("presence store unavailable"):
             return bool(await self._disconnect(keys=self._keys(username), args=args))
 

@@ -130,7 +130,7 @@ class RedisAcceptedIds:
             )
         if old is None:
             return None
-        holder, _, conversation = (old.decode() if isinstance(old, bytes) else old).partition("|")
+        holder, _, conversation = (old.decode() if isinstance(old, bytes) else str(old)).partition("|")
         return holder, conversation
 
     async def release(self, message_id: str) -> None:

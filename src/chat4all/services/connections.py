@@ -268,7 +268,7 @@ class ConnectionService:
             log.info("presence event not appended: the event log is unavailable", username=username, status=status)
 
     async def _announce(self, username: str, status: str) -> None:
-        event = PresenceEvent(username=username, status=status, at=utcnow(), node=self._node)  # type: ignore[arg-type]
+        event = PresenceEvent(username=username, status=status, at=utcnow(), node=self._node)
         await self._log.append(PresenceEvent.topic, event.key(), event.encode())
 
 

@@ -118,7 +118,7 @@ class ConnectorDispatch:
         except PermanentError as exc:
             await self._give_up(claimed, attempts=attempt, reason=exc.reason, permanent=True)
             return "failed"
-        except Exception as exc:  # e.g. the metadata or blob store is down: try again later
+        except Exception as exc:  # noqa: BLE001 - e.g. the metadata or blob store is down: try again later
             await self._failed(claimed, attempt, TransientError(f"preparing the message failed: {exc}"), live)
             return "retry"
         result, error = await self._send(live, outbound)

@@ -7,7 +7,6 @@ request. The router persists it (``workers/router.py``).
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,7 @@ MAX_METADATA_KEYS = 50
 # durability: one that does not answer within this (Redis failing over) is skipped
 SIDE_STORE_TIMEOUT_S = 1.0
 _MESSAGE_OVERHEAD_BYTES = 300  # ids, sender, recipients, timestamps of a message as JSON, roughly
+_EVERY_CHANNEL = tuple(c.value for c in Channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,7 @@ class MessageService:
         messages: MessageStore,
         log: EventLog,
         max_text_chars: int,
-        supported_channels: Collection[str] = tuple(c.value for c in Channel),
+        supported_channels: Collection[str] = _EVERY_CHANNEL,
         files: FileService | None = None,
         guard: AbuseGuard | None = None,
         accepted_ids: AcceptedIds | None = None,
@@ -204,7 +204,7 @@ class MessageService:
         assert self._accepted_ids is not None
         try:
             await self._accepted_ids.release(message_id)
-        except Exception:  # the record expires with its TTL; a retry meanwhile answers duplicate
+        except Exception:  # noqa: BLE001, S110 - the record expires with its TTL; a retry meanwhile answers duplicate
             pass
 
     def _check_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:

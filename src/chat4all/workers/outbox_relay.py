@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 
 from chat4all.adapters.sql.status_outbox import SqlStatusOutbox
 from chat4all.domain.errors import Unavailable
@@ -44,7 +45,7 @@ class OutboxRelay:
             if n < self._batch:
                 return total
 
-    async def _publish(self, events: list[tuple[str, bytes]]) -> None:
+    async def _publish(self, events: Sequence[tuple[str, bytes]]) -> None:
         await self._log.append_many(StatusEvent.topic, events)
 
     async def start(self) -> None:

@@ -20,13 +20,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from chat4all.adapters.sql.database import Database
 from chat4all.adapters.sql.messages import _MESSAGE_COLUMNS, _message
-from chat4all.adapters.sql.status_outbox import outbox_rows, write_outbox
 from chat4all.adapters.sql.schema import (
     connector_links,
     deliveries,
     messages,
     status_history,
 )
+from chat4all.adapters.sql.status_outbox import outbox_rows, write_outbox
 from chat4all.domain.models import INTERNAL, Message, StatusChange
 from chat4all.domain.status import DeliveryStatus
 from chat4all.ports import ClaimedDelivery, ConnectorLink, DeliveryKey
