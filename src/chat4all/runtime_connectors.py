@@ -30,8 +30,7 @@ def connector_configs(settings: Settings, database: Database, metadata: Metadata
     """Connector configuration lives next to the other metadata (etcd, or the database)."""
     if settings.metadata_url == "db":
         return SqlConnectorConfigStore(database)
-    from chat4all.adapters.etcd import EtcdMetadataStore
-    from chat4all.adapters.etcd_connectors import EtcdConnectorConfigStore
+    from chat4all.adapters.etcd import EtcdConnectorConfigStore, EtcdMetadataStore
 
     assert isinstance(metadata, EtcdMetadataStore)
     return EtcdConnectorConfigStore(metadata)

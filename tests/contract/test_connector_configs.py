@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from chat4all.adapters.etcd import EtcdMetadataStore
-from chat4all.adapters.etcd_connectors import EtcdConnectorConfigStore
+from chat4all.adapters.etcd import EtcdConnectorConfigStore, EtcdMetadataStore
 from chat4all.adapters.sql.connector_configs import SqlConnectorConfigStore
 from chat4all.domain.connectors import ConnectorConfig, ConnectorLimits
 from chat4all.ports import ConnectorConfigStore

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chat4all.adapters.etcd_webhooks import EtcdWebhookRegistry
+from chat4all.adapters.etcd import EtcdWebhookRegistry
 from chat4all.adapters.sql.webhooks import SqlWebhookRegistry
 from chat4all.domain.ids import new_id
 from chat4all.domain.webhooks import Webhook, new_secret
