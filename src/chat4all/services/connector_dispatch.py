@@ -31,9 +31,9 @@ from chat4all.connectors.base import (
 )
 from chat4all.connectors.hub import LiveConnector
 from chat4all.connectors.resilience import RetryPolicy
+from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.connectors import DeadLetter
 from chat4all.domain.files import FileStatus
-from chat4all.domain.ids import utcnow
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
@@ -73,7 +73,9 @@ class ConnectorDispatch:
         files: FileStore | None = None,
         blobs: BlobStore | None = None,
         rules: DispatchRules | None = None,
+        clock: Clock = system_clock,
     ) -> None:
+        self._clock = clock
         self._queue = queue
         self._metadata = metadata
         self._deliveries = deliveries
@@ -177,7 +179,7 @@ class ConnectorDispatch:
         record = await self._files.get_file(file_id) if self._files is not None else None
         if record is None or record.status is not FileStatus.COMPLETED or self._blobs is None:
             raise PermanentError("the file is no longer available")
-        expires_at = utcnow() + timedelta(seconds=self._rules.download_url_ttl_s)
+        expires_at = self._clock() + timedelta(seconds=self._rules.download_url_ttl_s)
         url = await self._blobs.download_url(
             record.storage_key, filename=record.filename, content_type=record.content_type, expires_at=expires_at
         )
@@ -240,7 +242,7 @@ class ConnectorDispatch:
         self, claimed: ClaimedDelivery, outbound: OutboundMessage, attempt: int, result: DeliveryResult
     ) -> None:
         m, key = claimed.message, claimed.key
-        now = utcnow()
+        now = self._clock()
         links = [
             ConnectorLink(
                 channel=key.channel,
@@ -278,7 +280,7 @@ class ConnectorDispatch:
         await self._queue.retry(
             claimed.key,
             attempts=attempt,
-            at=utcnow() + timedelta(seconds=delay),
+            at=self._clock() + timedelta(seconds=delay),
             error=f"attempt {attempt} of {policy.max_attempts} failed: {error.reason}; next in {delay:.1f} s",
         )
         log.info(
@@ -292,7 +294,7 @@ class ConnectorDispatch:
 
     async def _give_up(self, claimed: ClaimedDelivery, *, attempts: int, reason: str, permanent: bool) -> None:
         m, key = claimed.message, claimed.key
-        now = utcnow()
+        now = self._clock()
         letter = DeadLetter(
             message_id=m.message_id,
             conversation_id=m.conversation_id,

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from opentelemetry.trace import SpanKind
 
+from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.errors import (
     Conflict,
     Forbidden,
@@ -25,7 +26,7 @@ from chat4all.domain.errors import (
     UnsupportedChannel,
 )
 from chat4all.domain.events import MessageEvent
-from chat4all.domain.ids import new_id, parse_uuid, utcnow
+from chat4all.domain.ids import new_id, parse_uuid
 from chat4all.domain.models import ALL_CHANNELS, Channel, Delivery, Message, StatusChange
 from chat4all.domain.status import DeliveryStatus, aggregate
 from chat4all.observability import metrics
@@ -79,7 +80,9 @@ class MessageService:
         accepted_ids: AcceptedIds | None = None,
         max_metadata_bytes: int = 16_384,
         history_page_max_bytes: int = 4 * 1024**2,
+        clock: Clock = system_clock,
     ) -> None:
+        self._clock = clock
         self._guard = guard
         self._accepted_ids = accepted_ids
         self._max_metadata_bytes = max_metadata_bytes
@@ -163,7 +166,7 @@ class MessageService:
             channels=channels,
             payload=payload,
             metadata=metadata,
-            accepted_at=utcnow(),
+            accepted_at=self._clock(),
             traceparent=request if producer is None else traceparent_of(producer),
         )
         try:
