@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict
@@ -27,10 +27,11 @@ EVENT_ID_HEADER = "Chat4All-Event-Id"
 EVENT_TYPE_HEADER = "Chat4All-Event-Type"
 ALL_EVENTS = "*"
 
-MESSAGE_STATUS = "message.status"
-FILE_COMPLETED = "file.completed"
 # the event types a webhook can subscribe to
-EVENT_TYPES: tuple[str, ...] = (MESSAGE_STATUS, FILE_COMPLETED)
+EventType = Literal["message.status", "file.completed"]
+MESSAGE_STATUS: EventType = "message.status"
+FILE_COMPLETED: EventType = "file.completed"
+EVENT_TYPES: tuple[EventType, ...] = (MESSAGE_STATUS, FILE_COMPLETED)
 
 # namespace of the deterministic event ids (uuid5)
 _EVENT_NAMESPACE = uuid.UUID("6f1d3c1e-5a43-4d3b-9a55-2f6c0c8e7b10")
@@ -146,7 +147,7 @@ class CallbackDelivery:
 
     id: int
     event_id: str
-    type: str
+    type: EventType
     body: bytes
     state: DeliveryState
     created_at: datetime

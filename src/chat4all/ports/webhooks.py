@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from chat4all.domain.webhooks import Attempt, CallbackDelivery, Webhook
+from chat4all.domain.webhooks import Attempt, CallbackDelivery, EventType, Webhook
 
 
 class WebhookRegistry(Protocol):
@@ -39,7 +39,7 @@ class Callback:
     webhook_id: str
     owner: str
     event_id: str
-    type: str
+    type: EventType
     subject_id: str  # callbacks of one subject (a message, a file) go out in the order enqueued
     body: bytes  # the exact bytes POSTed (domain.webhooks.callback_body)
     traceparent: str | None = None  # the trace of the event it reports (the POST is its child)
@@ -53,7 +53,7 @@ class ClaimedCallback:
     webhook_id: str
     owner: str
     event_id: str
-    type: str
+    type: EventType
     subject_id: str
     body: bytes
     attempts: int  # attempts made before this one
