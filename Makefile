@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run up up-ha test test-fast services-up services-down clean
+.PHONY: run up up-ha lint test test-fast services-up services-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,16 @@ up: $(STAMP)
 up-ha: $(STAMP)
 	./scripts/up.sh --ha
 
-# Brings up the real servers the tests use (scripts/services.sh), then runs every test.
-test: $(STAMP)
+# The enforced rules: ruff, mypy and the import contracts (docs/architecture.md, Enforced rules).
+lint: $(STAMP)
+	./scripts/lint.sh
+
+# Checks the rules, brings up the real servers the tests use (scripts/services.sh), then runs every test.
+test: lint
 	./scripts/test.sh
 
-# Only the tests that need no server besides Chat4All itself.
-test-fast: $(STAMP)
+# The rules, then only the tests that need no server besides Chat4All itself.
+test-fast: lint
 	$(BIN)/pytest -m "not postgres" -q
 
 services-up:

@@ -50,7 +50,7 @@ class GroupCommit(Generic[T, R]):
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             try:
                 results = await self._flush([item for item, _ in batch])
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever failed the flush fails each caller
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)

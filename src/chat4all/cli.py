@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 import typer
 import uvicorn
@@ -23,7 +24,7 @@ def serve(
     port: int | None = typer.Option(None, help="overrides CHAT4ALL_PORT"),
 ) -> None:
     """Runs Chat4All (by default everything in one process on embedded defaults)."""
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)
     configure_logging(level=settings.log_level, json=settings.log_json)
     configure_tracing(

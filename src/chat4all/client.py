@@ -9,17 +9,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncio
-import ssl
-
 import httpx
 import orjson
 import websockets
-
 
 WS_SUBPROTOCOL = "chat4all.v1"
 

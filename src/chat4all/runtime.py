@@ -229,7 +229,7 @@ class Runtime:
             try:
                 await asyncio.wait_for(component.ping(), timeout=3)
                 checks[name] = "ok"
-            except Exception as exc:  # readiness reports any failure rather than raising it
+            except Exception as exc:  # noqa: BLE001 — readiness reports any failure rather than raising it
                 reason = f": {exc.message}" if isinstance(exc, Unavailable) else ""
                 checks[name] = f"down: {type(exc).__name__}{reason}"
         return checks
@@ -385,7 +385,7 @@ class Runtime:
         """Registrations next to the other metadata (etcd or the database)."""
         if self.settings.metadata_url == "db":
             return SqlWebhookRegistry(self.database)
-        from chat4all.adapters.etcd_webhooks import EtcdWebhookRegistry
+        from chat4all.adapters.etcd import EtcdWebhookRegistry
 
         return EtcdWebhookRegistry(self.metadata)  # type: ignore[arg-type]
 
@@ -409,7 +409,7 @@ class Runtime:
         """Connector configuration lives next to the other metadata (etcd, or the database)."""
         if self.settings.metadata_url == "db":
             return SqlConnectorConfigStore(self.database)
-        from chat4all.adapters.etcd_connectors import EtcdConnectorConfigStore
+        from chat4all.adapters.etcd import EtcdConnectorConfigStore
 
         return EtcdConnectorConfigStore(self.metadata)  # type: ignore[arg-type]
 

@@ -40,6 +40,9 @@ from chat4all.adapters.sql.schema import metadata as schema_metadata
 from chat4all.adapters.sqllog import SqlEventLog
 from chat4all.domain.errors import Unavailable
 from tests.conftest import server_missing
+from tests.fakes.log import FakeEventLog
+from tests.fakes.users import FakeMetadataStore
+from tests.fakes.world import FakeWorld
 
 T = TypeVar("T")
 
@@ -55,6 +58,8 @@ KAFKA_DEFAULT_URL = "kafka://127.0.0.1:9092"
 KAFKA_TOPICS = ("contract.events", "other.events", *(f"scratch.conversation-{i}" for i in range(8)))
 # partitions of the event log under test; a few, so that keys spread over more than one
 LOG_PARTITIONS = 4
+# the "URL" of the in-memory fakes (tests/fakes), which run every suite they implement
+FAKE = "fake://"
 # seconds a presence entry lives without a heartbeat
 PRESENCE_TTL_S = 30.0
 
@@ -119,13 +124,30 @@ async def _empty_all_tables(db: Database) -> None:
     params=[
         pytest.param("sqlite", id="sqlite"),
         pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+        # kept only for the suites marked `fakes` (see pytest_collection_modifyitems)
+        pytest.param("fake", id="fake"),
     ]
 )
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The database backends' "fake" variant runs only in suites that the in-memory fakes
+    implement (marked ``fakes``); elsewhere it would have no database to test."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        on_fake = params is not None and params.params.get("backend") == "fake"
+        (drop if on_fake and item.get_closest_marker("fakes") is None else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def _database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "fake":
+        return FAKE
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path}/t.db"
     # resolved in a sync fixture, outside the test's event loop: the session set-up runs a loop of its own
@@ -138,7 +160,11 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
 
 
 @asynccontextmanager
-async def _database(database_url: str) -> AsyncIterator[Database]:
+async def _database(database_url: str) -> AsyncIterator[Any]:
+    """A migrated, empty database; None on the fake backend (its stores come from ``fakes``)."""
+    if database_url == FAKE:
+        yield None
+        return
     db = Database(database_url)
     if db.is_sqlite:
         await upgrade(db)
@@ -152,7 +178,7 @@ async def _database(database_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
-    """A migrated, empty database on each backend."""
+    """A migrated, empty database on each backend (None on the fake one)."""
     async with _database(database_url) as db:
         yield db
 
@@ -186,18 +212,23 @@ async def etcd_metadata_store() -> AsyncIterator[EtcdMetadataStore]:
         pytest.param("sqlite", id="sqlite"),
         pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
         pytest.param("etcd", id="etcd", marks=pytest.mark.etcd),
+        pytest.param("fake", id="fake"),
     ]
 )
 def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "etcd":
         return os.environ.get(ETCD_URL_ENV, ETCD_DEFAULT_URL)
+    if request.param == "fake":
+        return FAKE
     return _database_url(request.param, tmp_path, request)
 
 
 @pytest.fixture
 async def metadata_store(metadata_url: str) -> AsyncIterator[Any]:
-    """Every MetadataStore adapter: SQL on each database backend, and etcd."""
-    if metadata_url.startswith("etcd://"):
+    """Every MetadataStore adapter: SQL on each database backend, etcd, and the in-memory fake."""
+    if metadata_url == FAKE:
+        yield FakeMetadataStore()
+    elif metadata_url.startswith("etcd://"):
         async with _etcd_metadata_store(metadata_url) as store:
             yield store
     else:
@@ -206,13 +237,19 @@ async def metadata_store(metadata_url: str) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def conversation_store(database: Database) -> SqlConversationStore:
-    return SqlConversationStore(database)
+def fakes() -> FakeWorld:
+    """The in-memory fakes of one test, sharing their data as the SQL stores share a database."""
+    return FakeWorld()
 
 
 @pytest.fixture
-def message_store(database: Database) -> SqlMessageStore:
-    return SqlMessageStore(database)
+def conversation_store(database: Database | None, fakes: FakeWorld) -> Any:
+    return fakes.conversations if database is None else SqlConversationStore(database)
+
+
+@pytest.fixture
+def message_store(database: Database | None, fakes: FakeWorld) -> Any:
+    return fakes.messages if database is None else SqlMessageStore(database)
 
 
 @pytest.fixture
@@ -239,9 +276,12 @@ async def _sql_event_log(database: Database) -> AsyncIterator[SqlEventLog]:
         "sqlite",
         pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
         pytest.param("kafka", id="kafka", marks=pytest.mark.kafka),
+        pytest.param("fake", id="fake"),
     ]
 )
 def event_log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "fake":
+        return FAKE
     if request.param == "kafka":
         return os.environ.get(KAFKA_URL_ENV, KAFKA_DEFAULT_URL)
     return _database_url(request.param, tmp_path, request)
@@ -250,7 +290,12 @@ def event_log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def event_log(event_log_url: str) -> AsyncIterator[Any]:
     """Every EventLog adapter: the SQL log on each database backend, and Kafka (topics under a
-    namespace of the test's own, so that no test reads another's records)."""
+    namespace of the test's own, so that no test reads another's records), and the in-memory fake."""
+    if event_log_url == FAKE:
+        fake = FakeEventLog(partitions=LOG_PARTITIONS)
+        yield fake
+        await fake.close()
+        return
     if not event_log_url.startswith("kafka://"):
         async with _database(event_log_url) as db, _sql_event_log(db) as log:
             yield log

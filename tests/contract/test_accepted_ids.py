@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from chat4all.adapters.sql.accepted_ids import SqlAcceptedIds
+from tests.fakes.messaging import FakeAcceptedIds
 
 from .conftest import _database, _database_url, _redis_keyspace
 
@@ -19,17 +20,21 @@ from .conftest import _database, _database_url, _redis_keyspace
         pytest.param("sqlite", id="sqlite"),
         pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
         pytest.param("redis", id="redis", marks=pytest.mark.redis),
+        pytest.param("fake", id="fake"),
     ]
 )
 def accepted_ids_url(request: pytest.FixtureRequest, tmp_path) -> str:
     # resolved in a sync fixture, outside the test's event loop (the session set-up runs its own)
-    if request.param == "redis":
-        return "redis"
+    if request.param in ("redis", "fake"):
+        return request.param
     return _database_url(request.param, tmp_path, request)
 
 
 @pytest.fixture
 async def accepted_ids(accepted_ids_url: str) -> AsyncIterator[Any]:
+    if accepted_ids_url == "fake":
+        yield FakeAcceptedIds()
+        return
     if accepted_ids_url == "redis":
         from chat4all.adapters.redis_limits import RedisAcceptedIds
 

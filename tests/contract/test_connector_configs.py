@@ -7,17 +7,20 @@ from typing import Any
 
 import pytest
 
-from chat4all.adapters.etcd import EtcdMetadataStore
-from chat4all.adapters.etcd_connectors import EtcdConnectorConfigStore
+from chat4all.adapters.etcd import EtcdConnectorConfigStore, EtcdMetadataStore
 from chat4all.adapters.sql.connector_configs import SqlConnectorConfigStore
 from chat4all.domain.connectors import ConnectorConfig, ConnectorLimits
 from chat4all.ports import ConnectorConfigStore
+from tests.fakes.connectors import FakeConnectorConfigStore
+from tests.fakes.users import FakeMetadataStore
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123_000, tzinfo=UTC)
 
 
 @pytest.fixture
 def configs(metadata_store: Any) -> ConnectorConfigStore:
+    if isinstance(metadata_store, FakeMetadataStore):
+        return FakeConnectorConfigStore()
     if isinstance(metadata_store, EtcdMetadataStore):
         return EtcdConnectorConfigStore(metadata_store)
     return SqlConnectorConfigStore(metadata_store._db)

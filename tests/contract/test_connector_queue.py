@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -25,13 +26,22 @@ from tests.contract.test_message_store import (
     open_conversation,
     to,
 )
+from tests.fakes.world import FakeWorld
+
+# SQL on each database, and the in-memory fake (tests/fakes)
+pytestmark = pytest.mark.fakes
 
 LEASE_S = 30.0
 
 
 @pytest.fixture
-def queue(database: Database) -> SqlDeliveryQueue:
-    return SqlDeliveryQueue(database)
+def links(database: Database | None, fakes: FakeWorld) -> Any:
+    return fakes.links if database is None else SqlConnectorLinks(database)
+
+
+@pytest.fixture
+def queue(database: Database | None, fakes: FakeWorld) -> Any:
+    return fakes.queue if database is None else SqlDeliveryQueue(database)
 
 
 @pytest.fixture
@@ -151,11 +161,10 @@ async def test_giving_up_frees_the_next_message_and_a_replay_puts_it_back_once(
 
 
 async def test_provider_ids_of_sent_messages_lead_back_to_their_conversation(
-    queue: SqlDeliveryQueue, message_store: MessageStore, database: Database, two_chats
+    queue: SqlDeliveryQueue, message_store: MessageStore, links: Any, two_chats
 ) -> None:
     [a] = await store(message_store, CONV_A, to("bob", channel="telegram"))
     [b] = await store(message_store, CONV_B, to("bob", channel="telegram"))
-    links = SqlConnectorLinks(database)
     assert await links.latest("telegram", "4242") is None
 
     def link(message_id: str, conversation_id: str, provider_id: str, at) -> ConnectorLink:

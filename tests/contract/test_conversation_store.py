@@ -11,6 +11,9 @@ from chat4all.domain.errors import Conflict
 from chat4all.domain.models import Conversation, ConversationType
 from chat4all.ports import ConversationStore
 
+# SQL on each database, and the in-memory fake (tests/fakes)
+pytestmark = pytest.mark.fakes
+
 T0 = datetime(2026, 3, 1, 12, 0, 0, 250_001, tzinfo=UTC)
 
 

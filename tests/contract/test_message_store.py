@@ -14,6 +14,9 @@ from chat4all.domain.models import Conversation, ConversationType, Delivery, Sta
 from chat4all.domain.status import DeliveryStatus
 from chat4all.ports import ConversationStore, MessageStore, NewMessage, Receipt
 
+# SQL on each database, and the in-memory fake (tests/fakes)
+pytestmark = pytest.mark.fakes
+
 SENT, DELIVERED, READ, FAILED = (
     DeliveryStatus.SENT,
     DeliveryStatus.DELIVERED,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -11,14 +12,18 @@ from chat4all.adapters.sql.database import Database
 from chat4all.adapters.sql.webhook_outbox import SqlWebhookOutbox
 from chat4all.domain.webhooks import DeliveryState
 from chat4all.ports import Attempt, Callback, ClaimedCallback
+from tests.fakes.world import FakeWorld
+
+# SQL on each database, and the in-memory fake (tests/fakes)
+pytestmark = pytest.mark.fakes
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LEASE_S = 30.0
 
 
 @pytest.fixture
-def outbox(database: Database) -> SqlWebhookOutbox:
-    return SqlWebhookOutbox(database)
+def outbox(database: Database | None, fakes: FakeWorld) -> Any:
+    return fakes.outbox if database is None else SqlWebhookOutbox(database)
 
 
 def callback(webhook_id: str, subject_id: str, event: str, *, owner: str = "alice") -> Callback:

@@ -9,21 +9,25 @@ from typing import Any
 
 import pytest
 
-from chat4all.adapters.etcd_webhooks import EtcdWebhookRegistry
+from chat4all.adapters.etcd import EtcdWebhookRegistry
 from chat4all.adapters.sql.webhooks import SqlWebhookRegistry
 from chat4all.domain.ids import new_id
 from chat4all.domain.webhooks import Webhook, new_secret
 from chat4all.ports import WebhookRegistry
 
-from .conftest import _database, _etcd_metadata_store
+from tests.fakes.webhooks import FakeWebhookRegistry
+
+from .conftest import FAKE, _database, _etcd_metadata_store
 
 T0 = datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=UTC)
 
 
 @pytest.fixture
 async def registry(metadata_url: str) -> AsyncIterator[Any]:
-    """Every WebhookRegistry adapter, next to the MetadataStore it shares a backend with."""
-    if metadata_url.startswith("etcd://"):
+    """Every WebhookRegistry adapter, next to the MetadataStore it shares a backend with, and the fake."""
+    if metadata_url == FAKE:
+        yield FakeWebhookRegistry()
+    elif metadata_url.startswith("etcd://"):
         async with _etcd_metadata_store(metadata_url) as store:
             yield EtcdWebhookRegistry(store)
     else:

@@ -122,7 +122,7 @@ class KafkaEventLog:
 
     async def _replace_producer(self, broken: AIOKafkaProducer) -> None:
         async with self._replacing:
-            if self._producer is not broken:
+            if self._producer != broken:  # (identity: producers do not define ==)
                 return  # another caller already replaced it
             log.warning("replacing the Kafka producer after a fatal producer error")
             try:

@@ -105,7 +105,7 @@ class RedisConnection:
         await self.ping()
 
     async def ping(self) -> None:
-        with unavailable_when_down("Redis does not answer"):
+        with unavailable("Redis does not answer"):
             await self.client.ping()
 
     async def close(self) -> None:
@@ -113,8 +113,9 @@ class RedisConnection:
 
 
 @contextmanager
-def unavailable_when_down(message: str) -> Iterator[None]:
-    """Turns a lost or read-only Redis (a failover) into Unavailable, for every Redis adapter."""
+def unavailable(message: str) -> Iterator[None]:
+    """Turns Redis being unreachable (or read-only during a failover) into ``Unavailable``;
+    shared with the other Redis adapters (redis_limits)."""
     try:
         yield
     except _DOWN as exc:
@@ -246,23 +247,23 @@ class RedisPresenceStore:
 
     async def connected(self, username: str, connection_id: str, *, node: str, at: datetime) -> bool:
         stamp = _stamp(at)
-        args = [connection_id, f"{node}|{stamp}", _micros(at), self._ttl_us, self._key_ttl_ms, stamp]
-        with unavailable_when_down("presence store unavailable"):
+        args: list[str | int] = [connection_id, f"{node}|{stamp}", _micros(at), self._ttl_us, self._key_ttl_ms, stamp]
+        with unavailable("presence store unavailable"):
             return bool(await self._connect(keys=self._keys(username), args=args))
 
     async def heartbeat(self, username: str, connection_id: str, *, node: str, at: datetime) -> None:
-        args = [connection_id, _stamp(at), self._key_ttl_ms, node]
-        with unavailable_when_down("presence store unavailable"):
+        args: list[str | int] = [connection_id, _stamp(at), self._key_ttl_ms, node]
+        with unavailable("presence store unavailable"):
             await self._heartbeat(keys=self._keys(username), args=args)
 
     async def disconnected(self, username: str, connection_id: str, *, at: datetime) -> bool:
-        args = [connection_id, _stamp(at), _micros(at), self._ttl_us]
-        with unavailable_when_down("presence store unavailable"):
+        args: list[str | int] = [connection_id, _stamp(at), _micros(at), self._ttl_us]
+        with unavailable("presence store unavailable"):
             return bool(await self._disconnect(keys=self._keys(username), args=args))
 
     async def get(self, username: str, *, now: datetime) -> Presence:
         presence_key, last_seen_key = self._keys(username)
-        with unavailable_when_down("presence store unavailable"):
+        with unavailable("presence store unavailable"):
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.hgetall(presence_key)
                 pipe.get(last_seen_key)
@@ -278,7 +279,7 @@ class RedisPresenceStore:
         distinct = list(dict.fromkeys(usernames))
         if not distinct:
             return {}
-        with unavailable_when_down("presence store unavailable"):
+        with unavailable("presence store unavailable"):
             async with self._client.pipeline(transaction=False) as pipe:
                 for username in distinct:
                     pipe.hgetall(self._keys(username)[0])
@@ -362,7 +363,7 @@ class RedisPush:
                     remote[node].append((username, frame))
         if not remote:
             return
-        with unavailable_when_down("push channel unavailable"):
+        with unavailable("push channel unavailable"):
             async with self._client.pipeline(transaction=False) as pipe:
                 for node, items in remote.items():
                     pipe.publish(node_channel(self._prefix, node), encode_frames(items))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from chat4all.adapters.redis import unavailable_when_down
+from chat4all.adapters.redis import unavailable
 from chat4all.domain.limits import Backoff, Decision, Limit, verdict
 
 # KEYS: the rules' keys. ARGV: limit, window ms, cost for each. Returns per rule
@@ -87,7 +87,7 @@ class RedisRateLimiter:
         args: list[int] = []
         for r in rules:
             args += [r.limit, max(1, round(r.window_s * 1000)), r.cost]
-        with unavailable_when_down("Redis does not answer"):
+        with unavailable("Redis does not answer"):
             rows = await self._hit(keys=keys, args=args)
         decisions = [
             Decision(bool(allowed), r.limit, int(remaining), int(reset) / 1000.0, int(retry) / 1000.0)
@@ -97,17 +97,17 @@ class RedisRateLimiter:
 
     async def fail(self, backoff: Backoff) -> float:
         args = [backoff.free, round(backoff.base_s * 1000), round(backoff.max_s * 1000), round(backoff.forget_s * 1000)]
-        with unavailable_when_down("Redis does not answer"):
+        with unavailable("Redis does not answer"):
             lock = await self._fail(keys=[self._failure_key(backoff.key)], args=args)
         return int(lock) / 1000.0
 
     async def locked_for(self, key: str) -> float:
-        with unavailable_when_down("Redis does not answer"):
+        with unavailable("Redis does not answer"):
             left = await self._locked(keys=[self._failure_key(key)])
         return int(left) / 1000.0
 
     async def clear(self, key: str) -> None:
-        with unavailable_when_down("Redis does not answer"):
+        with unavailable("Redis does not answer"):
             await self._client.delete(self._failure_key(key))
 
     def _failure_key(self, key: str) -> str:
@@ -124,15 +124,15 @@ class RedisAcceptedIds:
         self._ttl = ttl_s
 
     async def claim(self, message_id: str, *, sender: str, conversation_id: str) -> tuple[str, str] | None:
-        with unavailable_when_down("Redis does not answer"):
+        with unavailable("Redis does not answer"):
             old = await self._client.set(
                 f"{self._prefix}:mid:{message_id}", f"{sender}|{conversation_id}", nx=True, get=True, ex=self._ttl
             )
         if old is None:
             return None
-        holder, _, conversation = (old.decode() if isinstance(old, bytes) else old).partition("|")
+        holder, _, conversation = (old.decode() if isinstance(old, bytes) else str(old)).partition("|")
         return holder, conversation
 
     async def release(self, message_id: str) -> None:
-        with unavailable_when_down("Redis does not answer"):
+        with unavailable("Redis does not answer"):
             await self._client.delete(f"{self._prefix}:mid:{message_id}")

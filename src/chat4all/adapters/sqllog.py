@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -83,7 +84,7 @@ class SqlEventLog:
 
     async def _write(self, batch: Sequence[tuple[str, Sequence[tuple[str, bytes]]]]) -> None:
         now = utcnow()
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"topic": topic, "partition": partition_for(key, self.partitions), "key": key, "value": value, "appended_at": now}
             for topic, records in batch
             for key, value in records

@@ -68,7 +68,7 @@ class HttpCallbackTransport:
                 infos = await asyncio.get_running_loop().getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
             except (socket.gaierror, UnicodeError) as exc:
                 raise UrlNotAllowed(f"the host {target.host!r} does not resolve") from exc
-            addresses = list(dict.fromkeys(_address(info[4][0]) for info in infos))
+            addresses = list(dict.fromkeys(_address(str(info[4][0])) for info in infos))
         if not addresses:
             raise UrlNotAllowed(f"the host {target.host!r} does not resolve")
         for address in addresses:

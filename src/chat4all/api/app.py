@@ -23,8 +23,7 @@ from chat4all.api.errors import install_error_handlers
 from chat4all.api.fast_send import SendFastPath
 from chat4all.api.middleware import BodyLimit, JsonBody, RequestContext
 from chat4all.api.openapi import complete_openapi
-from chat4all.api.routes import auth, conversations, files, health, messages, presence, users, webhooks
-from chat4all.api.routes import connectors
+from chat4all.api.routes import auth, connectors, conversations, files, health, messages, presence, users, webhooks
 from chat4all.api.schemas import PasswordGrant, RefreshGrant
 from chat4all.config import Settings
 from chat4all.observability import heap

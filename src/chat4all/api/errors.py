@@ -11,10 +11,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from chat4all.api.responses import JSON
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
+from chat4all.api.responses import JSON
 from chat4all.api.schemas import UUID_PATTERN, ErrorResponse
 from chat4all.domain import errors as e
 from chat4all.domain.limits import RateLimited
@@ -53,7 +53,7 @@ _HTTP_CODES = {
 def status_of(error: e.Chat4AllError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS_OF:
-            return STATUS_OF[cls]  # type: ignore[index]
+            return STATUS_OF[cls]
     return 400
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chat4all.api.schemas import UUID_DOC, USERNAME_DOC
+from chat4all.api.schemas import USERNAME_DOC, UUID_DOC
 from chat4all.domain.models import ALL_CHANNELS, INTERNAL
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}

@@ -5,17 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 from chat4all.domain.models import USERNAME_PATTERN, Password, Payload, Username
-
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
 # documented, not checked by the schema: an id of the wrong shape names nothing, and the service
 # answers as for an unknown one (404, or the field's own error code)
-UUID_DOC = {"format": "uuid", "pattern": UUID_PATTERN}
-USERNAME_DOC = {"pattern": USERNAME_PATTERN}
+UUID_DOC: dict[str, JsonValue] = {"format": "uuid", "pattern": UUID_PATTERN}
+USERNAME_DOC: dict[str, JsonValue] = {"pattern": USERNAME_PATTERN}
 
 
 class Strict(BaseModel):

@@ -25,11 +25,11 @@ import orjson
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from chat4all.api.bearer import bearer_token
+from chat4all.config import Settings
 from chat4all.domain.errors import Chat4AllError, Unauthenticated, Unavailable
 from chat4all.domain.frames import Frame, control_frame
 from chat4all.observability.logging import get_logger
-from chat4all.api.bearer import bearer_token
-from chat4all.config import Settings
 from chat4all.services.auth import AuthService, Session
 from chat4all.services.bundle import Services
 from chat4all.services.connections import CLOSE_TOO_BIG, Connection, ConnectionService, Overflow
@@ -124,7 +124,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         asyncio.create_task(_ended(websocket, connection)),
     ]
     try:
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        _done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         for task in pending:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import secrets
 import time
@@ -218,7 +219,7 @@ class Load:
         if flooding is not None:
             await flooding
         deadline = time.perf_counter() + drain_s
-        while time.perf_counter() < deadline and not self._all_received():
+        while time.perf_counter() < deadline and not self._all_received():  # noqa: ASYNC110 - polled with a deadline
             await asyncio.sleep(0.1)
         ackers.cancel()
         for task in self._readers:
@@ -316,7 +317,7 @@ class Load:
         violations = 0
         for r in self.recipients:
             for seen in r.seen.values():
-                for (seq_a, idx_a), (seq_b, idx_b) in zip(seen, seen[1:]):
+                for (seq_a, idx_a), (seq_b, idx_b) in itertools.pairwise(seen):
                     if seq_b <= seq_a or idx_b <= idx_a:
                         violations += 1
         return violations

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import gc
 import time
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from chat4all.bench.load import Flood, Load

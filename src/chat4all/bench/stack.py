@@ -179,7 +179,7 @@ def start_production(
         ["psql", admin_url.set(drivername="postgresql").render_as_string(hide_password=False), "-c", f'CREATE DATABASE "{database}"'],
         check=True, capture_output=True,
     )
-    replicated = {
+    replicated: dict[str, str] = {
         name: urls[name] for name in ("CHAT4ALL_LOG_REPLICATION_FACTOR", "CHAT4ALL_LOG_MIN_INSYNC_REPLICAS") if name in urls
     }
     if "CHAT4ALL_DATABASE_READ_URL" in urls:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -189,7 +190,7 @@ class ConnectorHub:
     async def _refresh(self) -> None:
         try:
             configs = await self._store.list_configs()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any store failure: keep the connectors running
             log.warning("connector configuration could not be read; keeping the current one", error=str(exc))
             return
         self.plugins.rescan()
@@ -204,11 +205,11 @@ class ConnectorHub:
             if channel not in wanted:
                 del self._problems[channel]
         built = [self._build(c) for ch, c in sorted(wanted.items()) if ch not in self._live]
-        for live in built:
-            if live is not None:
-                self._live[live.channel] = live
+        for new in built:
+            if new is not None:
+                self._live[new.channel] = new
         # connect the new ones together: a slow provider does not hold up the others
-        await asyncio.gather(*(self._connect_quietly(live) for live in built if live is not None))
+        await asyncio.gather(*(self._connect_quietly(new) for new in built if new is not None))
 
     def _build(self, config: ConnectorConfig) -> LiveConnector | None:
         channel = config.channel
@@ -220,7 +221,7 @@ class ConnectorHub:
                 webhook_url=f"{self._public_base_url}/v1/connectors/{channel}/webhook",
             )
             connector = factory(context)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a plugin's constructor may raise anything
             reason = f"the {channel} connector could not be built: {exc}"
             if self._problems.get(channel) != reason:
                 log.error("connector could not be built", channel=channel, plugin=config.plugin_name, error=str(exc))
@@ -232,7 +233,7 @@ class ConnectorHub:
         breaker = CircuitBreaker(
             failure_threshold=self._breaker.failure_threshold,
             open_s=self._breaker.open_s,
-            on_change=lambda state, ch=channel: _breaker_changed(ch, state),
+            on_change=functools.partial(_breaker_changed, channel),
         )
         return LiveConnector(
             config=config, connector=connector, breaker=breaker, reconnect_every_s=self._reconnect_every_s
@@ -251,7 +252,7 @@ class ConnectorHub:
 
     async def _disconnect_when_idle(self, live: LiveConnector) -> None:
         deadline = time.monotonic() + RETIRE_WAIT_S
-        while live.in_flight and time.monotonic() < deadline:
+        while live.in_flight and time.monotonic() < deadline:  # noqa: ASYNC110 - a counter, polled with a deadline
             await asyncio.sleep(0.05)
         try:
             await live.connector.disconnect()

@@ -203,13 +203,14 @@ async def _put_parts(
     cut off mid-body and no new one starts."""
     queue = list(reversed(parts))
     finished = 0
+    file_size = (await asyncio.to_thread(path.stat)).st_size
 
     async def worker() -> None:
         nonlocal finished
         while queue and not progress.broken:
             part = queue.pop()
             offset = (part["part_number"] - 1) * part_size
-            length = min(part_size, os.path.getsize(path) - offset)
+            length = min(part_size, file_size - offset)
             try:
                 response = await http.put(
                     part["url"], content=_read(path, offset, length, progress), headers={"Content-Length": str(length)}

@@ -7,7 +7,7 @@ that a replay reads exactly what was written.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import orjson
 from pydantic import BaseModel, ConfigDict
@@ -33,7 +33,7 @@ class Event(BaseModel):
         return orjson.dumps(self.model_dump(mode="json"))
 
     @classmethod
-    def decode(cls, raw: bytes | str) -> "Event":
+    def decode(cls, raw: bytes | str) -> Self:
         return cls.model_validate(orjson.loads(raw))
 
 

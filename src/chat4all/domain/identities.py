@@ -55,7 +55,7 @@ def lenient(channel: str, external_id: str) -> str:
 # sender. Whoever squats another's number gets a code they cannot send from that number.
 
 CODE_DIGITS = 6
-_CODE = re.compile(r"(?<![0-9])([0-9]{%d})(?![0-9])" % CODE_DIGITS)
+_CODE = re.compile(rf"(?<![0-9])([0-9]{{{CODE_DIGITS}}})(?![0-9])")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,10 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict
@@ -26,10 +27,11 @@ EVENT_ID_HEADER = "Chat4All-Event-Id"
 EVENT_TYPE_HEADER = "Chat4All-Event-Type"
 ALL_EVENTS = "*"
 
-MESSAGE_STATUS = "message.status"
-FILE_COMPLETED = "file.completed"
 # the event types a webhook can subscribe to
-EVENT_TYPES: tuple[str, ...] = (MESSAGE_STATUS, FILE_COMPLETED)
+EventType = Literal["message.status", "file.completed"]
+MESSAGE_STATUS: EventType = "message.status"
+FILE_COMPLETED: EventType = "file.completed"
+EVENT_TYPES: tuple[EventType, ...] = (MESSAGE_STATUS, FILE_COMPLETED)
 
 # namespace of the deterministic event ids (uuid5)
 _EVENT_NAMESPACE = uuid.UUID("6f1d3c1e-5a43-4d3b-9a55-2f6c0c8e7b10")
@@ -122,3 +124,34 @@ def verify(secret: str, body: bytes, header: str, *, now: int, tolerance_s: int 
 def retry_delay_s(retry: int, *, base_s: float) -> float:
     """Backoff before retry number ``retry`` (1, 2, 3 ...): base, 2×base, 4×base ..."""
     return base_s * 2 ** (retry - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One POST of a callback: what the endpoint answered, or why there was no answer."""
+
+    attempt: int  # 1 = the first try
+    at: datetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackDelivery:
+    """A callback and every attempt made so far (GET /v1/webhooks/{id}/deliveries)."""
+
+    id: int
+    event_id: str
+    type: EventType
+    body: bytes
+    state: DeliveryState
+    created_at: datetime
+    next_attempt_at: datetime | None  # when the next attempt is due, while pending
+    finished_at: datetime | None
+    last_error: str | None
+    attempts: list[Attempt]

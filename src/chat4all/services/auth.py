@@ -15,14 +15,17 @@ import base64
 import hashlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import bcrypt
 import jwt
 
+from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.errors import Forbidden, InvalidInput, Unauthenticated
-from chat4all.domain.ids import new_id, utcnow
+from chat4all.domain.ids import new_id
 from chat4all.domain.models import User, is_valid_username
 from chat4all.ports import MetadataStore
 from chat4all.services.abuse import AbuseGuard
@@ -72,7 +75,11 @@ class AuthService:
         revocation_check_s: float = 2.0,
         refresh_reuse_grace_s: float = 10.0,
         guard: AbuseGuard | None = None,
+        clock: Clock = system_clock,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock  # token times and expiries
+        self._monotonic = monotonic  # how long a revocation check is trusted
         self._metadata = metadata
         self._guard = guard
         self._secret = secret
@@ -96,7 +103,7 @@ class AuthService:
         if self._guard is not None:
             await self._guard.register(address)
         hashed = await asyncio.to_thread(bcrypt.hashpw, _prehash(password), bcrypt.gensalt(self._rounds))
-        user = User(username=username, password_hash=hashed.decode(), created_at=utcnow())
+        user = User(username=username, password_hash=hashed.decode(), created_at=self._clock())
         await self._metadata.create_user(user)
         return user
 
@@ -147,7 +154,7 @@ class AuthService:
             )
             return pair
         if spend.outcome == "reused":
-            if spend.used_at is not None and (utcnow() - spend.used_at).total_seconds() <= self._reuse_grace_s:
+            if spend.used_at is not None and (self._clock() - spend.used_at).total_seconds() <= self._reuse_grace_s:
                 # a client retrying a refresh whose answer it lost: the same pair again (Auth0's
                 # reuse interval), not a revoked session
                 return self._successor(spent_id, spend.username, spend.family_id, spend.used_at)
@@ -171,7 +178,7 @@ class AuthService:
 
     async def revoke_family(self, family_id: str) -> None:
         await self._metadata.revoke_refresh_family(family_id)
-        self._families[family_id] = (True, time.monotonic())
+        self._families[family_id] = (True, self._monotonic())
 
     async def session(self, access_token: str) -> Session:
         """The session an access token belongs to; Unauthenticated if it is invalid, expired or
@@ -181,7 +188,7 @@ class AuthService:
         with every request, and checking its signature each time is measurable on the hot path.
         The revocation check is not remembered longer than ``revocation_check_s``."""
         known = self._verified.get(access_token)
-        if known is None or known.expires_at <= time.time():
+        if known is None or known.expires_at <= self._clock().timestamp():
             known = self._verify(access_token)
         if known.family_id is not None and await self.is_revoked(known.family_id):
             self._verified.pop(access_token, None)
@@ -194,7 +201,7 @@ class AuthService:
 
     async def is_revoked(self, family_id: str) -> bool:
         state = self._families.get(family_id)
-        now = time.monotonic()
+        now = self._monotonic()
         if state is not None and (state[0] or now - state[1] < self.revocation_check_s):
             return state[0]
         pending = self._checking.get(family_id)
@@ -227,7 +234,7 @@ class AuthService:
         return session
 
     async def _issue_new(self, username: str, *, family_id: str) -> TokenPair:
-        now = utcnow()
+        now = self._clock()
         token_id = new_id()
         pair = self._pair(username, family_id, now, access_id=new_id(), refresh_id=token_id)
         await self._metadata.add_refresh_token(
@@ -280,8 +287,10 @@ class AuthService:
                 token,
                 self._secret,
                 algorithms=[_ALGORITHM],
-                options={"require": ["sub", "exp", "jti"], "verify_exp": verify_exp},
+                # the times are checked below, against the service's clock
+                options={"require": ["sub", "exp", "jti"], "verify_exp": False, "verify_iat": False},
             )
+            _check_times(claims, now=self._clock().timestamp(), verify_exp=verify_exp)
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated(f"the {kind} token has expired") from exc
         except jwt.InvalidTokenError as exc:
@@ -289,6 +298,19 @@ class AuthService:
         if claims.get("typ") != kind:
             raise Unauthenticated(f"not a {kind} token")
         return claims
+
+
+def _check_times(claims: dict[str, Any], *, now: float, verify_exp: bool) -> None:
+    """PyJWT's checks of ``exp`` and ``iat`` (no leeway), at ``now`` rather than the wall clock."""
+    try:
+        exp = int(claims["exp"])
+        iat = int(claims["iat"]) if "iat" in claims else None
+    except (ValueError, TypeError, OverflowError):
+        raise jwt.InvalidTokenError("exp and iat must be integers") from None
+    if verify_exp and exp <= now:
+        raise jwt.ExpiredSignatureError("Signature has expired")
+    if iat is not None and iat > now:
+        raise jwt.ImmatureSignatureError("The token is not yet valid (iat)")
 
 
 def _successor_id(spent_id: str, kind: str) -> str:

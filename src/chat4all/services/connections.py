@@ -16,10 +16,10 @@ from typing import Any
 
 import orjson
 
+from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.errors import Chat4AllError, Unavailable
 from chat4all.domain.events import PresenceEvent
 from chat4all.domain.frames import Frame, control_frame, message_frame
-from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.ids import new_id
 from chat4all.domain.limits import Limit, gcra
 from chat4all.domain.models import INTERNAL, Presence
@@ -270,7 +270,7 @@ class ConnectionService:
             log.info("presence event not appended: the event log is unavailable", username=username, status=status)
 
     async def _announce(self, username: str, status: str) -> None:
-        event = PresenceEvent(username=username, status=status, at=self._clock(), node=self._node)  # type: ignore[arg-type]
+        event = PresenceEvent(username=username, status=status, at=self._clock(), node=self._node)
         await self._log.append(PresenceEvent.topic, event.key(), event.encode())
 
 

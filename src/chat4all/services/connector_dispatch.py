@@ -31,9 +31,9 @@ from chat4all.connectors.base import (
 )
 from chat4all.connectors.hub import LiveConnector
 from chat4all.connectors.resilience import RetryPolicy
+from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.connectors import DeadLetter
 from chat4all.domain.files import FileStatus
-from chat4all.domain.ids import utcnow
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
 from chat4all.observability.tracing import current_traceparent, end_span, start_span, traceparent_of
@@ -70,7 +70,9 @@ class ConnectorSender:
         files: FileStore | None = None,
         blobs: BlobStore | None = None,
         rules: ConnectorSendRules | None = None,
+        clock: Clock = system_clock,
     ) -> None:
+        self._clock = clock
         self._metadata = metadata
         self._deliveries = deliveries
         self._log = log
@@ -114,7 +116,7 @@ class ConnectorSender:
         except PermanentError as exc:
             await self._give_up(claimed, attempts=attempt, reason=exc.reason, permanent=True)
             return "failed"
-        except Exception as exc:  # e.g. the metadata or blob store is down: try again later
+        except Exception as exc:  # noqa: BLE001 - e.g. the metadata or blob store is down: try again later
             await self._failed(claimed, attempt, TransientError(f"preparing the message failed: {exc}"), live)
             return "retry"
         result, error = await self._send(live, outbound)
@@ -173,7 +175,7 @@ class ConnectorSender:
         record = await self._files.get_file(file_id) if self._files is not None else None
         if record is None or record.status is not FileStatus.COMPLETED or self._blobs is None:
             raise PermanentError("the file is no longer available")
-        expires_at = utcnow() + timedelta(seconds=self._rules.download_url_ttl_s)
+        expires_at = self._clock() + timedelta(seconds=self._rules.download_url_ttl_s)
         url = await self._blobs.download_url(
             record.storage_key, filename=record.filename, content_type=record.content_type, expires_at=expires_at
         )
@@ -236,7 +238,7 @@ class ConnectorSender:
         self, claimed: ClaimedDelivery, outbound: OutboundMessage, attempt: int, result: DeliveryResult
     ) -> None:
         m, key = claimed.message, claimed.key
-        now = utcnow()
+        now = self._clock()
         links = [
             ConnectorLink(
                 channel=key.channel,
@@ -266,7 +268,7 @@ class ConnectorSender:
         await self._deliveries.retry_later(
             claimed.key,
             attempts=attempt,
-            at=utcnow() + timedelta(seconds=delay),
+            at=self._clock() + timedelta(seconds=delay),
             error=f"attempt {attempt} of {policy.max_attempts} failed: {error.reason}; next in {delay:.1f} s",
         )
         log.info(
@@ -280,7 +282,7 @@ class ConnectorSender:
 
     async def _give_up(self, claimed: ClaimedDelivery, *, attempts: int, reason: str, permanent: bool) -> None:
         m, key = claimed.message, claimed.key
-        now = utcnow()
+        now = self._clock()
         letter = DeadLetter(
             message_id=m.message_id,
             conversation_id=m.conversation_id,

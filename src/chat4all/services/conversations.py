@@ -10,8 +10,9 @@ from typing import Any
 
 import orjson
 
+from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.errors import InvalidInput, NotFound, UnknownUser
-from chat4all.domain.ids import new_id, parse_uuid, utcnow
+from chat4all.domain.ids import new_id, parse_uuid
 from chat4all.domain.models import Conversation, ConversationType
 from chat4all.ports import ConversationStore, MetadataStore
 from chat4all.services.abuse import AbuseGuard
@@ -34,7 +35,9 @@ class ConversationService:
         cache_size: int = 10_000,
         max_members: int = MAX_GROUP_MEMBERS,
         guard: AbuseGuard | None = None,
+        clock: Clock = system_clock,
     ) -> None:
+        self._clock = clock
         self._store = conversations
         self._max_members = max_members
         self._guard = guard
@@ -76,7 +79,7 @@ class ConversationService:
             name=name,
             members=tuple(everyone),
             created_by=creator,
-            created_at=utcnow(),
+            created_at=self._clock(),
             metadata=metadata or {},
         )
         private_key = "|".join(everyone) if type is ConversationType.PRIVATE else None

@@ -63,7 +63,7 @@ class DeadLetterService:
         latest: dict[DeliveryKey | tuple[int, int], tuple[LogRecord, DeadLetter | None]] = {}
         for record in await self._read_all():
             try:
-                letter: DeadLetter | None = DeadLetter.decode(record.value)  # type: ignore[assignment]
+                letter: DeadLetter | None = DeadLetter.decode(record.value)
             except (ValidationError, ValueError):
                 letter = None
             if letter is not None and (

@@ -16,15 +16,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from chat4all.batching import GroupCommit
+from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.errors import Unavailable
 from chat4all.domain.frames import status_frame
-from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.models import Message, StatusChange
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
 from chat4all.observability.tracing import current_traceparent
-from chat4all.batching import GroupCommit
 from chat4all.ports import ConnectorLink, DeliveryKey, DeliveryStore, Moved, NewMessage, PersistResult, Push, Receipt
 
 MAX_IDS_PER_RECEIPT = 1000

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from chat4all.domain.events import FileEvent
 from chat4all.domain.files import (
@@ -26,7 +27,7 @@ from chat4all.domain.files import (
     normalize_sha256,
     plan_parts,
 )
-from chat4all.domain.ids import new_id, parse_uuid, utcnow
+from chat4all.domain.ids import new_id, parse_uuid
 from chat4all.observability.logging import get_logger
 from chat4all.observability.tracing import current_traceparent
 from chat4all.ports import BlobStore, EventLog, FileStore, StoredPart
@@ -76,7 +77,9 @@ class FileService:
         upload_url_ttl_s: float,
         download_url_ttl_s: float = 3600,
         key_prefix: str = "",
+        clock: Clock = system_clock,
     ) -> None:
+        self._clock = clock
         self._files = files
         self._blobs = blobs
         self._log = log
@@ -124,14 +127,14 @@ class FileService:
             upload_id=upload_id,
             sha256=declared,
             status=FileStatus.UPLOADING,
-            created_at=utcnow(),
+            created_at=self._clock(),
         )
         try:
             await self._files.create_file(record)
         except BaseException:
             await self._blobs.abort_upload(key, upload_id)
             raise
-        expires_at = utcnow() + self._upload_ttl
+        expires_at = self._clock() + self._upload_ttl
         parts = await self._part_urls(record, range(1, part_count + 1), expires_at)
         return UploadTicket(file=record, parts=parts, expires_at=expires_at)
 
@@ -148,7 +151,7 @@ class FileService:
         except NotFound:
             return await self._after_vanished_upload(record, viewer)
         whole = _whole_parts(record, stored)
-        expires_at = utcnow() + self._upload_ttl
+        expires_at = self._clock() + self._upload_ttl
         missing = [n for n in range(1, record.part_count + 1) if n not in whole]
         return UploadState(
             file=record,
@@ -205,7 +208,7 @@ class FileService:
             await self._fail(record, "checksum mismatch")
             await self._blobs.delete(record.storage_key)
             raise _mismatch(expected=claimed, actual=actual, size=size)
-        now = utcnow()
+        now = self._clock()
         if not await self._files.finish_file(record.file_id, status=FileStatus.COMPLETED, at=now, sha256=actual):
             fresh = await self._reload(record)  # another process finished it, or cleaned it up
             if fresh.status is FileStatus.COMPLETED:
@@ -268,7 +271,7 @@ class FileService:
     async def _view(self, record: FileRecord) -> FileView:
         if record.status is not FileStatus.COMPLETED:
             return FileView(file=record, download_url=None, download_expires_at=None)
-        expires_at = utcnow() + self._download_ttl
+        expires_at = self._clock() + self._download_ttl
         url = await self._blobs.download_url(
             record.storage_key, filename=record.filename, content_type=record.content_type, expires_at=expires_at
         )
@@ -294,7 +297,7 @@ class FileService:
         return UploadState(file=fresh, uploaded=[], missing=[], expires_at=None)
 
     async def _fail(self, record: FileRecord, reason: str) -> None:
-        await self._files.finish_file(record.file_id, status=FileStatus.FAILED, at=utcnow(), error=reason)
+        await self._files.finish_file(record.file_id, status=FileStatus.FAILED, at=self._clock(), error=reason)
         log.info("file failed", file_id=record.file_id, reason=reason)
 
     async def _announce(self, record: FileRecord) -> None:
@@ -351,14 +354,17 @@ class UploadCleanup:
     """Abandons uploads still incomplete after ``max_age_s``: their parts are dropped from the
     blob store and the file is marked failed. Safe to run from several processes at once."""
 
-    def __init__(self, *, files: FileStore, blobs: BlobStore, max_age_s: float, batch: int = 100) -> None:
+    def __init__(
+        self, *, files: FileStore, blobs: BlobStore, max_age_s: float, batch: int = 100, clock: Clock = system_clock
+    ) -> None:
+        self._clock = clock
         self._files = files
         self._blobs = blobs
         self._max_age = timedelta(seconds=max_age_s)
         self._batch = batch
 
     async def run_once(self, *, now: datetime | None = None) -> int:
-        cutoff = (now or utcnow()) - self._max_age
+        cutoff = (now or self._clock()) - self._max_age
         cleaned = 0
         while True:
             stale = await self._files.stale_uploads(created_before=cutoff, limit=self._batch)
@@ -368,7 +374,7 @@ class UploadCleanup:
                 if await self._files.finish_file(
                     record.file_id,
                     status=FileStatus.FAILED,
-                    at=utcnow(),
+                    at=self._clock(),
                     error="upload abandoned: not completed in time",
                 ):
                     cleaned += 1

@@ -7,7 +7,6 @@ request. The router persists it (``workers/router.py``).
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import orjson
 from opentelemetry.trace import SpanKind
 
+from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.errors import (
     Conflict,
     Forbidden,
@@ -26,7 +26,7 @@ from chat4all.domain.errors import (
     UnsupportedChannel,
 )
 from chat4all.domain.events import MessageEvent
-from chat4all.domain.ids import new_id, parse_uuid, utcnow
+from chat4all.domain.ids import new_id, parse_uuid
 from chat4all.domain.models import ALL_CHANNELS, INTERNAL, Channel, Delivery, Message, StatusChange
 from chat4all.domain.status import DeliveryStatus, aggregate
 from chat4all.observability import metrics
@@ -41,6 +41,7 @@ MAX_METADATA_KEYS = 50
 # durability: one that does not answer within this (Redis failing over) is skipped
 SIDE_STORE_TIMEOUT_S = 1.0
 _MESSAGE_OVERHEAD_BYTES = 300  # ids, sender, recipients, timestamps of a message as JSON, roughly
+_EVERY_CHANNEL = tuple(c.value for c in Channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +74,15 @@ class MessageService:
         messages: MessageStore,
         log: EventLog,
         max_text_chars: int,
-        supported_channels: Collection[str] = tuple(c.value for c in Channel),
+        supported_channels: Collection[str] = _EVERY_CHANNEL,
         files: FileService | None = None,
         guard: AbuseGuard | None = None,
         accepted_ids: AcceptedIds | None = None,
         max_metadata_bytes: int = 16_384,
         history_page_max_bytes: int = 4 * 1024**2,
+        clock: Clock = system_clock,
     ) -> None:
+        self._clock = clock
         self._guard = guard
         self._accepted_ids = accepted_ids
         self._max_metadata_bytes = max_metadata_bytes
@@ -163,7 +166,7 @@ class MessageService:
             channels=channels,
             payload=payload,
             metadata=metadata,
-            accepted_at=utcnow(),
+            accepted_at=self._clock(),
             traceparent=request if producer is None else traceparent_of(producer),
         )
         try:
@@ -204,7 +207,7 @@ class MessageService:
         assert self._accepted_ids is not None
         try:
             await self._accepted_ids.release(message_id)
-        except Exception:  # the record expires with its TTL; a retry meanwhile answers duplicate
+        except Exception:  # noqa: BLE001, S110 - the record expires with its TTL; a retry meanwhile answers duplicate
             pass
 
     def _check_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:

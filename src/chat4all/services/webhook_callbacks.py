@@ -24,6 +24,7 @@ from chat4all.domain.status import DeliveryStatus
 from chat4all.domain.webhooks import (
     FILE_COMPLETED,
     MESSAGE_STATUS,
+    EventType,
     Webhook,
     callback_body,
     file_event_id,
@@ -172,7 +173,7 @@ def _status_callback(webhook: Webhook, change: StatusChange, conversation_id: st
 def _callback(
     webhook: Webhook,
     event_id: str,
-    event_type: str,
+    event_type: EventType,
     subject_id: str,
     at: datetime,
     data: dict[str, Any],

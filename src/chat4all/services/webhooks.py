@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.egress import parse_url
 from chat4all.domain.errors import InvalidInput, NotFound
-from chat4all.domain.ids import MAX_INT64, new_id, utcnow
+from chat4all.domain.ids import MAX_INT64, new_id
 from chat4all.domain.webhooks import EVENT_TYPES, Webhook, new_secret, normalize_events
 from chat4all.ports import (
     CallbackDelivery,
@@ -40,7 +41,9 @@ class WebhookService:
         outbox: WebhookOutbox,
         transport: CallbackTransport,
         max_per_user: int,
+        clock: Clock = system_clock,
     ) -> None:
+        self._clock = clock
         self._registry = registry
         self._outbox = outbox
         self._transport = transport
@@ -61,7 +64,7 @@ class WebhookService:
             url=target.url,
             events=subscribed,
             secret=new_secret(),
-            created_at=utcnow(),
+            created_at=self._clock(),
         )
         await self._registry.create(webhook)
         return webhook

@@ -17,8 +17,8 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
+from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.errors import Unavailable
-from chat4all.domain.ids import utcnow
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
 
@@ -30,7 +30,10 @@ class ClaimLoop(ABC):
 
     name: str
 
-    def __init__(self, *, node_id: str, poll_interval_s: float, release_all_claims_on_start: bool) -> None:
+    def __init__(
+        self, *, node_id: str, poll_interval_s: float, release_all_claims_on_start: bool, clock: Clock = system_clock
+    ) -> None:
+        self._clock = clock
         self._node_id = node_id
         self._poll_interval_s = poll_interval_s
         self._release_all = release_all_claims_on_start
@@ -56,7 +59,7 @@ class ClaimLoop(ABC):
         self._wake.set()
 
     async def start(self) -> None:
-        released = await self._release(claimer=None if self._release_all else self._node_id, now=utcnow())
+        released = await self._release(claimer=None if self._release_all else self._node_id, now=self._clock())
         if released:
             log.info("work claimed before a restart is due again", worker=self.name, count=released)
         self._stopping.clear()

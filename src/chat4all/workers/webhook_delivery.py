@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from opentelemetry.trace import SpanKind, StatusCode
 
-from chat4all.domain.ids import utcnow
+from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.webhooks import (
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
@@ -70,11 +70,13 @@ class CallbackDispatcher(ClaimLoop):
         node_id: str,
         rules: CallbackRules,
         release_all_claims_on_start: bool = False,
+        clock: Clock = system_clock,
     ) -> None:
         super().__init__(
             node_id=node_id,
             poll_interval_s=rules.poll_interval_s,
             release_all_claims_on_start=release_all_claims_on_start,
+            clock=clock,
         )
         self._outbox = outbox
         self._registry = registry
@@ -101,7 +103,7 @@ class CallbackDispatcher(ClaimLoop):
         claimed: list[ClaimedCallback] = []
         if free > 0:  # else a delivery that finishes wakes the loop
             claimed = await self._outbox.claim(
-                now=utcnow(), limit=free, claimer=self._node_id, lease_s=self._rules.claim_ttl_s
+                now=self._clock(), limit=free, claimer=self._node_id, lease_s=self._rules.claim_ttl_s
             )
             await self._dispatch(claimed)
         await self._prune_now_and_then()
@@ -125,7 +127,7 @@ class CallbackDispatcher(ClaimLoop):
             await self._outbox.forget(callback.webhook_id)
             return
         if not webhook.active:
-            cancelled = await self._outbox.cancel(webhook.webhook_id, reason="the webhook is disabled", now=utcnow())
+            cancelled = await self._outbox.cancel(webhook.webhook_id, reason="the webhook is disabled", now=self._clock())
             metrics.WEBHOOK_CALLBACKS.labels("cancelled").inc(cancelled)
             return
         attempt = await self._attempt(callback, webhook)
@@ -134,7 +136,7 @@ class CallbackDispatcher(ClaimLoop):
     async def _attempt(self, callback: ClaimedCallback, webhook: Webhook) -> Attempt:
         number = callback.attempts + 1
         headers = {
-            SIGNATURE_HEADER: sign(webhook.secret, callback.body, timestamp=int(time.time())),
+            SIGNATURE_HEADER: sign(webhook.secret, callback.body, timestamp=int(self._clock().timestamp())),
             EVENT_ID_HEADER: callback.event_id,
             EVENT_TYPE_HEADER: callback.type,
             ATTEMPT_HEADER: str(number),
@@ -154,7 +156,7 @@ class CallbackDispatcher(ClaimLoop):
         )
         if span is not None:
             headers["traceparent"] = traceparent_of(span)
-        at = utcnow()
+        at = self._clock()
         started = time.perf_counter()
         try:
             status_code, error = await self._transport.post(
@@ -175,7 +177,7 @@ class CallbackDispatcher(ClaimLoop):
         return Attempt(attempt=number, at=at, status_code=status_code, latency_ms=round(latency * 1000), error=error)
 
     async def _record(self, callback: ClaimedCallback, webhook: Webhook, attempt: Attempt) -> None:
-        now = utcnow()
+        now = self._clock()
         retry_at = None
         if not attempt.ok and attempt.attempt <= self._rules.max_retries:
             retry_at = now + timedelta(seconds=retry_delay_s(attempt.attempt, base_s=self._rules.retry_base_s))
@@ -200,15 +202,15 @@ class CallbackDispatcher(ClaimLoop):
     async def _disable(self, webhook: Webhook, streak: int, attempt: Attempt) -> None:
         last = attempt.error or f"HTTP {attempt.status_code}"
         reason = f"disabled after {streak} consecutive failed callbacks (last: {last})"
-        if await self._registry.disable(webhook.owner, webhook.webhook_id, reason=reason, at=utcnow()):
+        if await self._registry.disable(webhook.owner, webhook.webhook_id, reason=reason, at=self._clock()):
             log.warning("webhook disabled", webhook_id=webhook.webhook_id, owner=webhook.owner, reason=reason)
-        cancelled = await self._outbox.cancel(webhook.webhook_id, reason="the webhook was disabled", now=utcnow())
+        cancelled = await self._outbox.cancel(webhook.webhook_id, reason="the webhook was disabled", now=self._clock())
         metrics.WEBHOOK_CALLBACKS.labels("cancelled").inc(cancelled)
 
     async def _prune_now_and_then(self) -> None:
         if time.monotonic() < self._next_prune:
             return
         self._next_prune = time.monotonic() + PRUNE_EVERY_S
-        pruned = await self._outbox.prune(finished_before=utcnow() - timedelta(seconds=self._rules.retention_s))
+        pruned = await self._outbox.prune(finished_before=self._clock() - timedelta(seconds=self._rules.retention_s))
         if pruned:
             log.info("finished webhook callbacks pruned", count=pruned)

@@ -12,21 +12,23 @@ a later message never overtakes an earlier one, retries included.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chat4all.adapters.sql.database import Database
-from chat4all.adapters.sql.messages import _MESSAGE_COLUMNS, _message
-from chat4all.adapters.sql.status_outbox import outbox_rows, write_outbox
+from chat4all.adapters.sql.leases import Rows, claim_due, release_claims
+from chat4all.adapters.sql.rows import MESSAGE_COLUMNS, history_rows, message_from_row
 from chat4all.adapters.sql.schema import (
     connector_links,
     deliveries,
     messages,
     status_history,
 )
+from chat4all.adapters.sql.status_outbox import outbox_rows, write_outbox
 from chat4all.domain.models import INTERNAL, Message, StatusChange
 from chat4all.domain.status import DeliveryStatus
 from chat4all.ports import ClaimedDelivery, ConnectorLink, DeliveryKey
@@ -90,50 +92,39 @@ class SqlDeliveryQueue:
             .order_by(d.c.next_attempt_at, d.c.conversation_id, d.c.sequence_number)
             .limit(limit)
         )
-        if self._db.is_sqlite:
-            # an idle dispatcher must not take SQLite's one write lock: look first, claim only if due
-            async with self._db.read() as conn:
-                if not (await conn.execute(candidates)).first():
-                    return []
-        else:
-            candidates = candidates.with_for_update(skip_locked=True, of=d)
-        async with self._db.write() as conn:
-            keys = [DeliveryKey(r.message_id, r.username, r.channel) for r in await conn.execute(candidates)]
-            if not keys:
-                return []
-            claimed = (
-                await conn.execute(
-                    sa.update(d)
-                    .where(self._keys_in(keys), *due)
-                    .values(claimed_by=claimer, next_attempt_at=now + timedelta(seconds=lease_s))
-                    .returning(d.c.message_id, d.c.username, d.c.channel, d.c.attempts, d.c.traceparent)
-                )
-            ).all()
-            if not claimed:
-                return []
+
+        async def with_messages(conn: AsyncConnection, claimed: Rows) -> list[ClaimedDelivery]:
             rows = await conn.execute(
-                sa.select(*_MESSAGE_COLUMNS).where(self._db.one_of(messages.c.message_id, {r.message_id for r in claimed}))
+                sa.select(*MESSAGE_COLUMNS).where(self._db.one_of(messages.c.message_id, {r.message_id for r in claimed}))
             )
-            by_id = {m.message_id: m for m in map(_message, rows)}
-        found = [
-            ClaimedDelivery(
-                key=DeliveryKey(r.message_id, r.username, r.channel),
-                message=by_id[r.message_id],
-                attempts=r.attempts,
-                traceparent=r.traceparent,
-            )
-            for r in claimed
-            if r.message_id in by_id
-        ]
-        return sorted(found, key=lambda c: (c.message.conversation_id, c.message.sequence_number))
+            by_id = {m.message_id: m for m in map(message_from_row, rows)}
+            return [
+                ClaimedDelivery(
+                    key=DeliveryKey(r.message_id, r.username, r.channel),
+                    message=by_id[r.message_id],
+                    attempts=r.attempts,
+                    traceparent=r.traceparent,
+                )
+                for r in claimed
+                if r.message_id in by_id
+            ]
+
+        found = await claim_due(
+            self._db,
+            d,
+            candidates=candidates,
+            chosen=lambda rows: self._keys_in([DeliveryKey(r.message_id, r.username, r.channel) for r in rows]),
+            due=due,
+            claimer=claimer,
+            now=now,
+            lease_s=lease_s,
+            returning=(d.c.message_id, d.c.username, d.c.channel, d.c.attempts, d.c.traceparent),
+            then=with_messages,
+        )
+        return sorted(found or [], key=lambda c: (c.message.conversation_id, c.message.sequence_number))
 
     async def release(self, *, claimer: str | None, now: datetime) -> int:
-        held = d.c.claimed_by.is_not(None) if claimer is None else d.c.claimed_by == claimer
-        async with self._db.write() as conn:
-            result = await conn.execute(
-                sa.update(d).where(d.c.status == SENT, held).values(claimed_by=None, next_attempt_at=now)
-            )
-        return result.rowcount
+        return await release_claims(self._db, d, pending=d.c.status == SENT, claimer=claimer, now=now)
 
     async def sent(self, key: DeliveryKey, *, attempts: int, links: Sequence[ConnectorLink] = ()) -> None:
         async with self._db.write() as conn:
@@ -217,9 +208,9 @@ class SqlDeliveryQueue:
                 )
             await conn.execute(
                 sa.insert(status_history),
-                [c.model_dump(mode="python") | {"status": c.status.value} for cs in changes.values() for c in cs],
+                history_rows(c for cs in changes.values() for c in cs),
             )
-            rows = await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(self._db.one_of(messages.c.message_id, changes)))
-            result = [(m, changes[m.message_id]) for m in map(_message, rows)]
+            rows = await conn.execute(sa.select(*MESSAGE_COLUMNS).where(self._db.one_of(messages.c.message_id, changes)))
+            result = [(m, changes[m.message_id]) for m in map(message_from_row, rows)]
             await write_outbox(conn, outbox_rows((m.conversation_id, m.sender, c) for m, cs in result for c in cs))
             return result

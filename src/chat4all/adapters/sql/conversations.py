@@ -64,7 +64,7 @@ class SqlConversationStore:
     ) -> list[Conversation]:
         c = conversations_t
         mine = sa.select(members_t.c.conversation_id).where(members_t.c.username == username)
-        condition = c.c.conversation_id.in_(mine)
+        condition: sa.ColumnElement[bool] = c.c.conversation_id.in_(mine)
         if after is not None:
             created_at, conversation_id = after
             condition = sa.and_(

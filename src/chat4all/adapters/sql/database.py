@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from chat4all.domain.errors import Unavailable
 
-
 # errors that mean "the database cannot take work now", not "this statement is wrong"
 _OUTAGES = (OperationalError, InterfaceError, OSError, DBAPIError)
 
@@ -120,7 +119,7 @@ class Database:
                 self._primary_down()
         try:
             return await self.replica.connect()
-        except Exception as exc:  # noqa: BLE001 - neither answers: the database is out
+        except Exception as exc:
             raise Unavailable("neither the database nor its replica is reachable") from exc
 
     def _primary_down(self) -> None:

@@ -10,24 +10,14 @@ import sqlalchemy as sa
 
 from chat4all.adapters.sql.database import Database
 from chat4all.adapters.sql.files import record_shares
+from chat4all.adapters.sql.rows import MESSAGE_COLUMNS as _MESSAGE_COLUMNS
+from chat4all.adapters.sql.rows import history_rows
+from chat4all.adapters.sql.rows import message_from_row as _message
 from chat4all.adapters.sql.schema import conversations, deliveries, messages, status_history
 from chat4all.adapters.sql.status_outbox import outbox_rows, write_outbox
 from chat4all.domain.models import INTERNAL, Delivery, Message, StatusChange
 from chat4all.domain.status import DeliveryStatus, steps_to
 from chat4all.ports import NewMessage, PersistResult, Receipt
-
-_MESSAGE_COLUMNS = (
-    messages.c.message_id,
-    messages.c.conversation_id,
-    messages.c.sequence_number,
-    messages.c.sender,
-    messages.c.recipients,
-    messages.c.channels,
-    messages.c.payload,
-    messages.c.metadata,
-    messages.c.created_at,
-)
-
 
 _DELIVERY_KEY = (deliveries.c.message_id, deliveries.c.username, deliveries.c.channel)
 
@@ -279,11 +269,7 @@ class SqlMessageStore:
             await self._set_statuses(conn, final, at)
             await conn.execute(
                 sa.insert(status_history),
-                [
-                    {"message_id": c.message_id, "username": c.username, "channel": c.channel, "status": c.status.value, "at": at, "detail": c.detail}
-                    for cs in changes.values()
-                    for c in cs
-                ],
+                history_rows(c for cs in changes.values() for c in cs),
             )
             moved = await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(self._db.one_of(messages.c.message_id, changes)))
             result = [(m, changes[m.message_id]) for m in map(_message, moved)]
@@ -314,17 +300,3 @@ class SqlMessageStore:
             .where(d.c.message_id == new.c.k0, d.c.username == new.c.k1, d.c.channel == new.c.k2)
             .values(status=new.c.k3, updated_at=at, error=new.c.k4)
         )
-
-
-def _message(row: sa.Row) -> Message:
-    return Message(
-        message_id=row.message_id,
-        conversation_id=row.conversation_id,
-        sequence_number=row.sequence_number,
-        sender=row.sender,
-        recipients=tuple(row.recipients),
-        channels=tuple(row.channels),
-        payload=row.payload,
-        metadata=row.metadata,
-        created_at=row.created_at,
-    )

@@ -10,9 +10,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from chat4all.domain.errors import Unavailable
-
 from chat4all.adapters.sql.database import Database
+from chat4all.domain.errors import Unavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

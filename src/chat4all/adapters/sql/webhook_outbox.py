@@ -11,20 +11,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chat4all.adapters.sql.database import Database
+from chat4all.adapters.sql.leases import Rows, claim_due, release_claims
 from chat4all.adapters.sql.schema import (
     webhook_attempts,
     webhook_health,
     webhook_outbox,
 )
-from chat4all.domain.webhooks import DeliveryState
-from chat4all.ports import Attempt, Callback, CallbackDelivery, ClaimedCallback
+from chat4all.domain.webhooks import Attempt, CallbackDelivery, DeliveryState
+from chat4all.ports import Callback, ClaimedCallback
 
 PENDING = DeliveryState.PENDING.value
 _KEYS_PER_QUERY = 500
@@ -94,33 +96,28 @@ class SqlWebhookOutbox:
         )
         due = (o.c.state == PENDING, o.c.next_attempt_at <= now)
         candidates = sa.select(o.c.id).where(*due, ~overtaking).order_by(o.c.next_attempt_at, o.c.id).limit(limit)
-        if self._db.is_sqlite:
-            # an idle worker must not take SQLite's one write lock: look first, claim only if due
-            async with self._db.read() as conn:
-                if not (await conn.execute(candidates)).first():
-                    return []
-        else:
-            candidates = candidates.with_for_update(skip_locked=True, of=o)
-        async with self._db.write() as conn:
-            ids = [r.id for r in await conn.execute(candidates)]
-            if not ids:
-                return []
-            claimed = await conn.execute(
-                sa.update(o)
-                .where(o.c.id.in_(ids), *due)
-                .values(claimed_by=claimer, next_attempt_at=now + timedelta(seconds=lease_s))
-                .returning(*_CLAIMED_COLUMNS)
-            )
-            rows = sorted(claimed.all(), key=lambda r: r.id)
-        return [ClaimedCallback(**{**r._mapping, "body": bytes(r.body)}) for r in rows]
+
+        async def callbacks(conn: AsyncConnection, claimed: Rows) -> list[ClaimedCallback]:
+            return [
+                ClaimedCallback(**{**r._mapping, "body": bytes(r.body)}) for r in sorted(claimed, key=lambda r: r.id)
+            ]
+
+        found = await claim_due(
+            self._db,
+            o,
+            candidates=candidates,
+            chosen=lambda rows: o.c.id.in_([r.id for r in rows]),
+            due=due,
+            claimer=claimer,
+            now=now,
+            lease_s=lease_s,
+            returning=_CLAIMED_COLUMNS,
+            then=callbacks,
+        )
+        return found or []
 
     async def release(self, *, claimer: str | None, now: datetime) -> int:
-        held = o.c.claimed_by.is_not(None) if claimer is None else o.c.claimed_by == claimer
-        async with self._db.write() as conn:
-            result = await conn.execute(
-                sa.update(o).where(o.c.state == PENDING, held).values(claimed_by=None, next_attempt_at=now)
-            )
-        return result.rowcount
+        return await release_claims(self._db, o, pending=o.c.state == PENDING, claimer=claimer, now=now)
 
     async def record(
         self, callback: ClaimedCallback, attempt: Attempt, *, retry_at: datetime | None, now: datetime

@@ -8,6 +8,7 @@ from chat4all.api.deps import ServicesDep
 from chat4all.api.errors import responses
 from chat4all.api.responses import JSON
 from chat4all.api.schemas import ConnectorWebhookAnswer
+from chat4all.domain.errors import Unavailable
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
 
@@ -25,6 +26,8 @@ async def webhook(channel: str, request: Request, services: ServicesDep) -> JSON
     """Called by the channel's provider, authenticated the provider's way (Telegram: the
     `X-Telegram-Bot-Api-Secret-Token` header). Receipts move the delivery's status; a message
     posts into the conversation of the bridged message it answers."""
+    if services.inbound is None:
+        raise Unavailable("this process does not take calls from channel providers")
     outcome = await services.inbound.handle(
         channel, headers=dict(request.headers), body=await request.body(), query=dict(request.query_params)
     )

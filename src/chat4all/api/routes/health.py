@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from chat4all.api.responses import JSON
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from chat4all.api.deps import ServicesDep
 from chat4all.api.errors import error_response, responses
+from chat4all.api.responses import JSON
 from chat4all.api.schemas import Health
 
 router = APIRouter(tags=["health"])

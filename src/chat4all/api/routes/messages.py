@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Header, Response
-from chat4all.api.responses import JSON
 
 from chat4all.api.deps import CurrentUser, ServicesDep
 from chat4all.api.errors import responses
+from chat4all.api.responses import JSON
 from chat4all.api.schemas import (
     HistoryEntry,
     MessageAccepted,

@@ -18,8 +18,7 @@ from chat4all.api.schemas import (
     WebhookList,
     WebhookOut,
 )
-from chat4all.domain.webhooks import Webhook
-from chat4all.ports import CallbackDelivery
+from chat4all.domain.webhooks import CallbackDelivery, Webhook
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 

@@ -67,7 +67,8 @@ class BotApi:
             return body.get("result")
         code = body.get("error_code") or response.status_code
         description = body.get("description") or f"HTTP {response.status_code}"
-        parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+        raw_parameters = body.get("parameters")
+        parameters: dict[str, Any] = raw_parameters if isinstance(raw_parameters, dict) else {}
         reason = f"telegram {method}: {description}"
         if code == 429 or "retry_after" in parameters:
             raise RateLimited(reason, retry_after_s=_seconds(parameters.get("retry_after")))

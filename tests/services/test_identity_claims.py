@@ -3,30 +3,26 @@ proves nothing after it; codes are read from the message however it is worded.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from chat4all.adapters.sql.metadata import SqlMetadataStore
 from chat4all.domain import identities
 from chat4all.domain.models import User
 from chat4all.services.users import UserService
-from tests.contract.conftest import _database
 from tests.fakes.clock import FakeClock
+from tests.fakes.users import FakeMetadataStore
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlMetadataStore]:
-    async with _database(f"sqlite+aiosqlite:///{tmp_path}/m.db") as db:
-        metadata = SqlMetadataStore(db)
-        for name in ("bob", "carol"):
-            await metadata.create_user(User(username=name, password_hash="x", created_at=FakeClock()()))
-        yield metadata
+async def store() -> FakeMetadataStore:
+    metadata = FakeMetadataStore()
+    for name in ("bob", "carol"):
+        await metadata.create_user(User(username=name, password_hash="x", created_at=FakeClock()()))
+    return metadata
 
 
-async def test_a_code_proves_the_claim_until_it_expires_and_not_after(store: SqlMetadataStore) -> None:
+async def test_a_code_proves_the_claim_until_it_expires_and_not_after(store: FakeMetadataStore) -> None:
     clock = FakeClock()
     users = UserService(metadata=store, claim_ttl_s=600, clock=clock)
     claim = await users.set_channel("bob", channel="whatsapp", external_id="+15550002222")
@@ -45,7 +41,7 @@ async def test_a_code_proves_the_claim_until_it_expires_and_not_after(store: Sql
 
 
 async def test_two_claimants_each_get_a_code_and_only_the_one_sent_from_the_identity_wins(
-    store: SqlMetadataStore,
+    store: FakeMetadataStore,
 ) -> None:
     users = UserService(metadata=store, clock=FakeClock())
     bob = await users.set_channel("bob", channel="instagram", external_id="bob.insta")
