@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from chat4all.domain.errors import Conflict, InvalidInput
@@ -219,5 +219,3 @@ class FakeCallbackTransport:
         self.posts.append(Post(url, body, dict(headers)))
         return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
 
-
-__all__ = ["FakeCallbackTransport", "FakeWebhookOutbox", "FakeWebhookRegistry", "Post", "replace"]
