@@ -31,6 +31,7 @@ from chat4all.connectors.registry import Plugins
 from chat4all.domain.egress import EgressPolicy
 from chat4all.domain.errors import Unavailable
 from chat4all.domain.events import FileEvent, MessageEvent, PresenceEvent, StatusEvent
+from chat4all.runtime_v2 import V2Services, build_v2
 from chat4all.ports import BlobStore, EventLog, MessageStore, MetadataStore, PresenceStore, Push, WebhookOutbox
 from chat4all.ports import AcceptedIds, ConnectorConfigStore, RateLimiter
 from chat4all.services.abuse import AbuseGuard, AbuseRules
@@ -83,6 +84,7 @@ class Services:
     files: FileService
     webhooks: WebhookService
     inbound: InboundService | None = None  # calls from channel providers (connectors)
+    v2: "V2Services | None" = None  # API v2's conversations (runtime_v2.py)
 
 
 class Component(Protocol):
@@ -218,6 +220,18 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
         inbound=InboundService(
             hub=connectors, metadata=metadata, links=SqlConnectorLinks(database), deliveries=deliveries, messages=messages
         ),
+    )
+    services.v2 = build_v2(
+        settings,
+        database=database,
+        conversation_store=conversation_store,
+        metadata=metadata,
+        event_log=event_log,
+        push=push,
+        conversations=conversations,
+        messages=messages,
+        deliveries=deliveries,
+        webhooks=webhooks,
     )
     dispatcher = None
     if role in (Role.ALL, Role.ROUTER):  # external deliveries go out from the processes that route

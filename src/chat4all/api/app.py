@@ -20,6 +20,8 @@ from chat4all.api.middleware import BodyLimit, JsonBody, RequestContext
 from chat4all.api.openapi import complete_openapi
 from chat4all.api.routes import auth, blobs, conversations, files, health, messages, presence, users, webhooks
 from chat4all.api.routes import connectors
+from chat4all.api.routes.v2 import conversations as v2_conversations
+from chat4all.api.routes.v2 import messages as v2_messages
 from chat4all.api.schemas import PasswordGrant, RefreshGrant
 from chat4all.config import Settings
 from chat4all.observability import heap
@@ -72,6 +74,8 @@ def create_app(
     if role in (Role.ALL, Role.API):  # router and webhook processes serve only their health and metrics
         for module in (auth, users, conversations, messages, presence, files, webhooks, connectors):
             app.include_router(module.router)
+        for module in (v2_conversations, v2_messages):  # API v2 (docs/api-v2.md)
+            app.include_router(module.router)
         app.include_router(ws.router)
         if isinstance(runtime.blobs, LocalBlobStore):  # the app serves the local disk's signed URLs
             app.include_router(blobs.router)
@@ -84,7 +88,7 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_credentials=True,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "traceparent"],
             expose_headers=["x-trace-id", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
             max_age=600,
