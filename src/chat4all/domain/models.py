@@ -61,7 +61,7 @@ class Conversation(_Record):
     created_by: str
     created_at: datetime
     metadata: dict[str, Any] = Field(default_factory=dict)
-    # API v2: the topic, each member's role (owner/admin/member) and who left or was removed
+    # API v2: the topic, the roles above member (owner, admins) and who left or was removed
     topic: str | None = None
     roles: dict[str, str] = Field(default_factory=dict)
     former: tuple[str, ...] = ()

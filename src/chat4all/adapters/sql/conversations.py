@@ -122,7 +122,8 @@ def _conversation(row: sa.Row, member_rows: Sequence[sa.Row]) -> Conversation:
     members = [m.username for m in member_rows if m.left_at is None]
     return Conversation(
         topic=row.topic,
-        roles={m.username: m.role for m in member_rows if m.left_at is None},
+        # only the roles above "member" (every other member is one)
+        roles={m.username: m.role for m in member_rows if m.left_at is None and m.role != "member"},
         former=tuple(m.username for m in member_rows if m.left_at is not None),
         conversation_id=row.conversation_id,
         type=row.type,
