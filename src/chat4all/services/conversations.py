@@ -129,11 +129,11 @@ class ConversationService:
         self.forget(conversation_id)
         return await self.find(conversation_id)
 
-    async def get(self, conversation_id: str, *, viewer: str, sending: bool = False) -> Conversation:
+    async def get(self, conversation_id: str, *, viewer: str) -> Conversation:
         """The conversation if the viewer is a member; NotFound otherwise (R2.5). A former member
-        who tries to send is told they are not a member any more (403)."""
+        (API v2) is told they are not a member any more (403): sends answer 403 for them."""
         found = await self.find(conversation_id)
-        if found is not None and sending and viewer in found.former and not found.has_member(viewer):
+        if found is not None and viewer in found.former and not found.has_member(viewer):
             raise Forbidden("you are no longer a member of this conversation")
         if found is None or not found.has_member(viewer):
             raise NotFound("no such conversation")

@@ -70,9 +70,15 @@ class InboxService:
             return {}
         unread = await self._membership.unread_for_members(conversation_id, [e.username for e in entries])
         result = {}
+        shared: Any = None  # the last message one user sees is, in a group, usually everyone's
         for entry in entries:
-            last = (await self._timeline.last_messages(entry.username, [conversation_id])).get(conversation_id)
-            result[entry.username] = _summary(entry, last, unread.get(entry.username, 0))
+            user = entry.username
+            if shared is not None and (shared.sender == user or user in shared.recipients) and shared.sequence_number == entry.last_seq:
+                last = shared
+            else:
+                last = (await self._timeline.last_messages(user, [conversation_id])).get(conversation_id)
+                shared = last if last is not None else shared
+            result[user] = _summary(entry, last, unread.get(user, 0))
         return result
 
     async def _views(self, entries: list[InboxEntry], viewer: str) -> list[dict[str, Any]]:
@@ -108,8 +114,13 @@ class InboxService:
         a status event (and webhook) per message, as v1's READ; the viewer's sockets are told."""
         if up_to < 0:
             raise InvalidInput("up_to_sequence must be 0 or more")
-        summary = await self.summary(conversation_id, viewer=viewer)
-        conversation_id = summary["conversation_id"]
+        try:
+            conversation_id = parse_uuid(conversation_id)
+        except ValueError:
+            raise NotFound("no such conversation") from None
+        entry = await self._membership.entry(conversation_id, viewer)
+        if entry is None or entry.membership != "member":
+            raise NotFound("no such conversation")
         cursor = await self._membership.move_read_cursor(conversation_id, viewer, up_to, at=utcnow())
         while True:
             unread_ids = await self._timeline.unread_ids(conversation_id, viewer, up_to=cursor, limit=MAX_IDS_PER_RECEIPT)

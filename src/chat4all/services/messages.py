@@ -106,7 +106,7 @@ class MessageService:
     ) -> Accepted:
         if sender is not None and sender != caller:
             raise Forbidden("you can only send messages as yourself")
-        conversation = await self._conversations.get(conversation_id, viewer=caller, sending=True)
+        conversation = await self._conversations.get(conversation_id, viewer=caller)
         client_chose_id = message_id is not None
         message_id = _message_id(message_id)
         recipients = self._recipients(caller, conversation.members, recipients)

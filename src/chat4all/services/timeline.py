@@ -110,7 +110,7 @@ class TimelineService:
         message = await self._messages.get(message_id, viewer=viewer)
         if message.sender != viewer or message.kind != "user":
             raise Forbidden("only the sender edits a message")
-        await self._conversations.get(message.conversation_id, viewer=viewer, sending=True)
+        await self._conversations.get(message.conversation_id, viewer=viewer)  # 403 once they left
         if message.deleted:
             raise Conflict("the message was deleted")
         if payload is not None:
