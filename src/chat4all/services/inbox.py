@@ -26,6 +26,9 @@ from chat4all.services.deliveries import MAX_IDS_PER_RECEIPT, DeliveryService
 from chat4all.services.notices import Notices
 
 SYNC_MARGIN = timedelta(seconds=5)
+# a read cursor marks at most this many batches of MAX_IDS_PER_RECEIPT messages per call (the
+# rest stay unread for the next call; the cursor itself has moved)
+MAX_READ_BATCHES = 50
 INTERNAL = "internal"
 
 
@@ -122,7 +125,7 @@ class InboxService:
         if entry is None or entry.membership != "member":
             raise NotFound("no such conversation")
         cursor = await self._membership.move_read_cursor(conversation_id, viewer, up_to, at=utcnow())
-        while True:
+        for _ in range(MAX_READ_BATCHES):
             unread_ids = await self._timeline.unread_ids(conversation_id, viewer, up_to=cursor, limit=MAX_IDS_PER_RECEIPT)
             if not unread_ids:
                 break
