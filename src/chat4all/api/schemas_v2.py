@@ -99,6 +99,14 @@ class Inbox(BaseModel):
     next_cursor: str | None = Field(description="the `cursor` of the next (older) page; null on the last page")
     sync_token: str = Field(description="give it as `since` to get only what changed after this answer")
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"items": [_SUMMARY_EXAMPLE], "next_cursor": None, "sync_token": "eyJ0IjoiMjAyNi0xMS0zMFQwODowMDowMCswMDowMCJ9"}
+            ]
+        }
+    )
+
 
 class CreateConversationV2(Strict):
     type: Literal["private", "group"]
