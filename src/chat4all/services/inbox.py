@@ -101,7 +101,7 @@ class InboxService:
         if not 1 <= limit <= 200:
             raise InvalidInput("limit must be between 1 and 200")
         now = utcnow()
-        changed_since = _decode_token(since) - SYNC_MARGIN if since else None
+        changed_since = _decode_token(since) if since else None
         after = _decode_cursor(cursor) if cursor else None
         entries = await self._membership.inbox(viewer, limit=limit + 1, after=after, changed_since=changed_since)
         more = len(entries) > limit
@@ -193,7 +193,7 @@ def _encode_token(at: datetime) -> str:
 
 def _decode_token(token: str) -> datetime:
     try:
-        return _aware(datetime.fromisoformat(orjson.loads(_unb64(token))["t"]))
+        return _aware(datetime.fromisoformat(orjson.loads(_unb64(token))["t"])) - SYNC_MARGIN
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise InvalidInput("invalid sync token") from exc
 

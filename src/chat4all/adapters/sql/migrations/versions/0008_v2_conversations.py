@@ -49,8 +49,10 @@ def upgrade() -> None:
         " AND c.created_by = conversation_members.username)"
     )
     op.execute(
-        "UPDATE conversations SET last_activity_at = COALESCE((SELECT MAX(m.created_at) FROM messages m"
-        " WHERE m.conversation_id = conversations.conversation_id), created_at), changed_at = created_at"
+        # the newest message by sequence number: read through the (conversation_id, sequence_number) index
+        "UPDATE conversations SET last_activity_at = COALESCE((SELECT m.created_at FROM messages m"
+        " WHERE m.conversation_id = conversations.conversation_id ORDER BY m.sequence_number DESC LIMIT 1),"
+        " created_at), changed_at = created_at"
     )
 
 
