@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 from chat4all.client import ApiError, Chat4AllClient
 from chat4all.config import Settings
 from tests.api.v2_support import frames_until, is_message, profiled, system_events, timeline
-from tests.conftest import wait_until
+from tests.api.test_files import content, upload
 
 
 @pytest.fixture(params=["embedded", "production"])
@@ -114,3 +115,25 @@ async def test_an_owner_who_leaves_passes_ownership_and_private_conversations_st
     await _error(alice.v2_remove_member(private, "bob"), 422, "not_a_group")
     await _error(alice.v2_update_conversation(private, name="x"), 422, "not_a_group")
     await _error(alice.v2_add_members(cid, ["carol"]), 404, "not_found")  # alice left
+
+
+@pytest.fixture
+async def plain() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
+
+
+async def test_a_removed_member_keeps_the_files_shared_before_and_not_those_after(make_user, plain) -> None:
+    alice, bob, carol = [await make_user(u) for u in ("alice", "bob", "carol")]
+    cid = (await alice.v2_create_conversation("group", ["bob", "carol"]))["conversation_id"]
+    before = await upload(alice, plain, content(2048, seed=1), name="before.bin")
+    await alice.send_file(cid, before["file_id"])
+    await timeline(carol, cid, 1)
+    await alice.v2_remove_member(cid, "carol")
+    after = await upload(alice, plain, content(2048, seed=2), name="after.bin")
+    await alice.send_file(cid, after["file_id"])
+    await timeline(bob, cid, 3)
+
+    assert (await carol.get_file(before["file_id"]))["status"] == "completed"
+    await _error(carol.get_file(after["file_id"]), 404, "not_found")
+    assert (await bob.get_file(after["file_id"]))["status"] == "completed"
