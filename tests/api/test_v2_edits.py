@@ -60,6 +60,7 @@ async def test_the_sender_edits_and_every_version_is_kept(make_user, receiver: R
     assert edited["metadata"] == {"draft": True} and edited["sequence_number"] == 1
 
     await alice.v2_edit_message(sent["message_id"], metadata={"draft": False})
+    await alice.v2_edit_message(sent["message_id"], metadata={"draft": False})  # a retry: no new version
     versions = (await bob.v2_message_versions(sent["message_id"]))["items"]
     assert [(v["version"], v["payload"]["text"], v["metadata"]) for v in versions] == [
         (1, "helo", {"draft": True}), (2, "hello", {"draft": True}), (3, "hello", {"draft": False})

@@ -104,6 +104,8 @@ class GroupService:
         if role not in ("owner", "admin"):
             raise Forbidden("only the owner or an admin removes members")
         if target is None:
+            if username in c.former:  # a retry of a removal that was made
+                return None
             raise NotFound("not a member of this conversation")
         if role == "admin" and target != "member":
             raise Forbidden("an admin removes members, not admins or the owner")
@@ -121,7 +123,9 @@ class GroupService:
         return None
 
     async def leave(self, conversation_id: str, *, actor: str) -> None:
-        c = await self._group(conversation_id, actor)
+        c = await self._group(conversation_id, actor, former_ok=True)
+        if not c.has_member(actor):  # a retry of a leave that was made
+            return
         at = utcnow()
         removed, successor = await self._membership.remove_member(c.conversation_id, actor, at=at)
         self._conversations.forget(c.conversation_id)
@@ -164,9 +168,9 @@ class GroupService:
             await self._announce("updated", c.conversation_id, c.members, at=at)
         return await self._inbox.summary(c.conversation_id, viewer=actor)
 
-    async def _group(self, conversation_id: str, actor: str) -> Conversation:
+    async def _group(self, conversation_id: str, actor: str, *, former_ok: bool = False) -> Conversation:
         found = await self._conversations.fresh(conversation_id)
-        if found is None or not found.has_member(actor):
+        if found is None or not (found.has_member(actor) or (former_ok and actor in found.former)):
             raise NotFound("no such conversation")
         if found.type is not ConversationType.GROUP:
             raise NotAGroup("a private conversation keeps its two members and has no name, topic or roles to manage")

@@ -120,6 +120,8 @@ class TimelineService:
                 raise PayloadTooLarge(f"text is longer than {self._max_text} characters")
         if metadata is not None:
             self._check_metadata(metadata)
+        if (payload is None or payload == message.payload) and (metadata is None or metadata == message.metadata):
+            return message  # nothing changes (a retry of an edit made): no new version
         edited = await self._timeline.edit(message.message_id, payload=payload, metadata=metadata, at=utcnow())
         await self._notices.message_changed(edited)
         return edited
