@@ -47,7 +47,13 @@ async def test_roles_decide_who_may_change_a_group_and_every_change_is_a_system_
     promoted = await alice.v2_set_role(cid, "bob", "admin")
     assert _roles(promoted)["bob"] == "admin"
 
-    added = await bob.v2_add_members(cid, ["dave", "carol"])  # carol is a member already: ignored
+    async with dave.websocket() as dave_socket:
+        await dave_socket.ping()
+        await frames_until(dave_socket, lambda f: f["type"] == "pong")
+        added = await bob.v2_add_members(cid, ["dave", "carol"])  # carol is a member already: ignored
+        frame = (await frames_until(dave_socket, lambda f: f["type"] == "conversation"))[-1]
+    assert frame["event"] == "member_added" and frame["conversation"]["conversation_id"] == cid
+    assert frame["conversation"]["membership"] == "member" and frame["conversation"]["name"] == "Launch team"
     assert _roles(added) == {"alice": "owner", "bob": "admin", "carol": "member", "dave": "member"}
     await _error(bob.v2_remove_member(cid, "alice"), 403, "forbidden")  # an admin removes members only
     await bob.v2_remove_member(cid, "carol")

@@ -37,6 +37,7 @@ async def test_the_inbox_orders_by_last_activity_with_last_message_and_unread_co
     with_bob = (await alice.v2_create_conversation("private", ["bob"]))["conversation_id"]
     group = (await alice.v2_create_conversation("group", ["bob", "carol"], name="Team"))["conversation_id"]
     quiet = (await carol.v2_create_conversation("private", ["alice"]))["conversation_id"]
+    assert (await alice.v2_create_conversation("private", ["carol"]))["conversation_id"] == quiet  # one per pair
 
     await bob.v2_send_text(with_bob, "one")
     await bob.v2_send_text(with_bob, "two")

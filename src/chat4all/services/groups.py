@@ -48,7 +48,10 @@ class GroupService:
         self._notices = notices
 
     async def create(self, *, creator: str, type: ConversationType, members: list[str], **fields: Any) -> dict[str, Any]:
+        started = utcnow()
         conversation = await self._conversations.create(creator=creator, type=type, members=members, **fields)
+        if conversation.created_at < started:  # the pair's existing private conversation: nothing new
+            return await self._inbox.summary(conversation.conversation_id, viewer=creator)
         views = await self._inbox.summaries(conversation.conversation_id, conversation.members)
         await self._notices.conversation("created", views, change="created", at=conversation.created_at)
         return views[creator]
