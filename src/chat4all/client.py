@@ -160,6 +160,106 @@ class Chat4AllClient:
     async def ack(self, message_ids: list[str], status: str = "delivered") -> None:
         await self.request("POST", "/v1/messages/ack", json={"message_ids": message_ids, "status": status}, expect=(204,))
 
+    # API v2: conversations -------------------------------------------------------------------
+
+    async def v2_inbox(self, *, limit: int = 20, cursor: str | None = None, since: str | None = None) -> dict[str, Any]:
+        """GET /v2/conversations → {items: [summary], next_cursor, sync_token}, by last activity."""
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        if since:
+            params["since"] = since
+        return await self.request("GET", "/v2/conversations", params=params)
+
+    async def v2_create_conversation(
+        self,
+        type: str,
+        members: list[str],
+        *,
+        name: str | None = None,
+        topic: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": type, "members": members}
+        for key, value in (("name", name), ("topic", topic), ("metadata", metadata)):
+            if value is not None:
+                body[key] = value
+        return await self.request("POST", "/v2/conversations", json=body, expect=(201,))
+
+    async def v2_conversation(self, conversation_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/v2/conversations/{conversation_id}")
+
+    async def v2_update_conversation(self, conversation_id: str, **changes: str | None) -> dict[str, Any]:
+        """PATCH name and/or topic (owner or admin)."""
+        return await self.request("PATCH", f"/v2/conversations/{conversation_id}", json=changes)
+
+    async def v2_add_members(self, conversation_id: str, usernames: list[str]) -> dict[str, Any]:
+        return await self.request("POST", f"/v2/conversations/{conversation_id}/members", json={"usernames": usernames})
+
+    async def v2_remove_member(self, conversation_id: str, username: str) -> None:
+        await self.request("DELETE", f"/v2/conversations/{conversation_id}/members/{username}", expect=(204,))
+
+    async def v2_leave(self, conversation_id: str) -> None:
+        await self.request("POST", f"/v2/conversations/{conversation_id}/leave", expect=(204,))
+
+    async def v2_set_role(self, conversation_id: str, username: str, role: str) -> dict[str, Any]:
+        return await self.request(
+            "PUT", f"/v2/conversations/{conversation_id}/members/{username}/role", json={"role": role}
+        )
+
+    async def v2_messages(
+        self,
+        conversation_id: str,
+        *,
+        limit: int = 50,
+        before: int | None = None,
+        after: int | None = None,
+        around: str | None = None,
+    ) -> dict[str, Any]:
+        """GET /v2/conversations/{id}/messages → {items (ascending), prev_cursor, next_cursor}."""
+        params: dict[str, Any] = {"limit": limit}
+        for key, value in (("before", before), ("after", after), ("around", around)):
+            if value is not None:
+                params[key] = value
+        return await self.request("GET", f"/v2/conversations/{conversation_id}/messages", params=params)
+
+    async def v2_mark_read(self, conversation_id: str, up_to_sequence: int) -> dict[str, Any]:
+        """POST /v2/conversations/{id}/read → {conversation_id, read_up_to, unread_count}."""
+        return await self.request(
+            "POST", f"/v2/conversations/{conversation_id}/read", json={"up_to_sequence": up_to_sequence}
+        )
+
+    # API v2: messages ------------------------------------------------------------------------
+
+    async def v2_send(self, body: dict[str, Any]) -> dict[str, Any]:
+        headers = {"Idempotency-Key": str(body["message_id"])} if body.get("message_id") else {}
+        return await self.request("POST", "/v2/messages", json=body, expect=(200, 202), headers=headers)
+
+    async def v2_send_text(self, conversation_id: str, text: str, **fields: Any) -> dict[str, Any]:
+        return await self.v2_send({"conversation_id": conversation_id, "payload": {"type": "text", "text": text}, **fields})
+
+    async def v2_message(self, message_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/v2/messages/{message_id}")
+
+    async def v2_edit_message(
+        self, message_id: str, *, text: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if text is not None:
+            body["payload"] = {"type": "text", "text": text}
+        if metadata is not None:
+            body["metadata"] = metadata
+        return await self.request("PATCH", f"/v2/messages/{message_id}", json=body)
+
+    async def v2_delete_message(self, message_id: str) -> None:
+        await self.request("DELETE", f"/v2/messages/{message_id}", expect=(204,))
+
+    async def v2_message_versions(self, message_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/v2/messages/{message_id}/versions")
+
+    async def v2_message_status(self, message_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/v2/messages/{message_id}/status")
+
     # files -----------------------------------------------------------------------------------
 
     async def initiate_upload(

@@ -34,10 +34,12 @@ from chat4all.adapters.sql.conversations import SqlConversationStore
 from chat4all.adapters.sql.database import Database
 from chat4all.adapters.sql.deliveries import SqlDeliveryStore
 from chat4all.adapters.sql.files import SqlFileStore
+from chat4all.adapters.sql.membership import SqlMembershipStore
 from chat4all.adapters.sql.messages import SqlMessageStore
 from chat4all.adapters.sql.metadata import SqlMetadataStore
 from chat4all.adapters.sql.migrate import SchemaCheck, upgrade
 from chat4all.adapters.sql.status_outbox import SqlStatusOutbox
+from chat4all.adapters.sql.timeline import SqlTimelineStore
 from chat4all.adapters.sql.webhook_outbox import SqlWebhookOutbox
 from chat4all.adapters.sql.webhooks import SqlWebhookRegistry
 from chat4all.adapters.sqllog import SqlEventLog
@@ -66,17 +68,22 @@ from chat4all.ports import (
 )
 from chat4all.services.abuse import AbuseGuard, AbuseRules
 from chat4all.services.auth import AuthService
-from chat4all.services.bundle import Services
+from chat4all.services.bundle import Services, V2Services
 from chat4all.services.connections import ConnectionService
 from chat4all.services.connector_dispatch import ConnectorSender, ConnectorSendRules
 from chat4all.services.conversations import ConversationService
 from chat4all.services.dead_letters import DeadLetterService
 from chat4all.services.deliveries import DeliveryService
 from chat4all.services.files import FileService, UploadCleanup
+from chat4all.services.groups import GroupService
 from chat4all.services.hub import LocalHub
 from chat4all.services.inbound import InboundService
+from chat4all.services.inbox import InboxService
 from chat4all.services.messages import MessageService
+from chat4all.services.notices import Notices
 from chat4all.services.routing import RoutingService
+from chat4all.services.system_messages import SystemMessages
+from chat4all.services.timeline import TimelineService
 from chat4all.services.users import UserService
 from chat4all.services.webhook_callbacks import CallbackSource, FileCallbacks, StatusCallbacks
 from chat4all.services.webhooks import WebhookService
@@ -293,6 +300,10 @@ class Runtime:
         return SqlMessageStore(self.database)
 
     @cached_property
+    def conversation_store(self) -> SqlConversationStore:
+        return SqlConversationStore(self.database)
+
+    @cached_property
     def delivery_store(self) -> SqlDeliveryStore:
         return SqlDeliveryStore(self.database)
 
@@ -451,7 +462,7 @@ class Runtime:
     @cached_property
     def conversations(self) -> ConversationService:
         return ConversationService(
-            conversations=SqlConversationStore(self.database),
+            conversations=self.conversation_store,
             metadata=self.metadata,
             max_members=self.settings.group_max_members,
             guard=self.guard,
@@ -541,6 +552,32 @@ class Runtime:
         )
 
     @cached_property
+    def v2(self) -> V2Services:
+        """API v2's conversations (docs/api-v2.md) on the same stores and services as v1."""
+        s = self.settings
+        membership = SqlMembershipStore(self.database, self.conversation_store)
+        timeline_store = SqlTimelineStore(self.database)
+        notices = Notices(push=self.push, registry=self.webhooks.registry, outbox=self.webhooks.outbox)
+        inbox = InboxService(membership=membership, timeline=timeline_store, deliveries=self.deliveries, notices=notices)
+        groups = GroupService(
+            conversations=self.conversations,
+            membership=membership,
+            metadata=self.metadata,
+            inbox=inbox,
+            system=SystemMessages(self.event_log),
+            notices=notices,
+        )
+        timeline = TimelineService(
+            conversations=self.conversations,
+            messages=self.messages,
+            timeline=timeline_store,
+            notices=notices,
+            max_text_chars=s.max_text_chars,
+            max_metadata_bytes=s.max_metadata_bytes,
+        )
+        return V2Services(groups=groups, inbox=inbox, timeline=timeline, notices=notices)
+
+    @cached_property
     def services(self) -> Services:
         """What the API serves (routes and the WebSocket get these, not the runtime)."""
         return Services(
@@ -561,6 +598,7 @@ class Runtime:
                 users=self.users,
             ),
             readiness=self.readiness,
+            v2=self.v2,
         )
 
     @cached_property

@@ -108,7 +108,9 @@ async def _json_routes(http: httpx.AsyncClient) -> list[tuple[str, str]]:
 
 
 def _concrete(path: str, conversation_id: str) -> str:
-    return path.replace("{channel}", "telegram").replace("{conversation_id}", conversation_id)
+    path = path.replace("{channel}", "telegram").replace("{conversation_id}", conversation_id)
+    # API v2's paths name a member and a message too
+    return path.replace("{username}", "bob").replace("{message_id}", "00000000-0000-4000-8000-000000000000")
 
 
 async def test_a_malformed_body_is_the_same_code_on_every_route(pair, http: httpx.AsyncClient) -> None:

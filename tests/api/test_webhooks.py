@@ -222,7 +222,7 @@ async def test_bobs_webhook_gets_nothing_about_alices_messages(pair, receiver: R
         ({"url": "http://example.com:99999/"}, "validation_error"),
         ({"url": ""}, "validation_error"),
         ({"url": "https://example.com/" + "x" * 2048}, "validation_error"),
-        ({"url": "https://example.com/hook", "events": ["message.deleted"]}, "validation_error"),
+        ({"url": "https://example.com/hook", "events": ["message.exploded"]}, "validation_error"),
         ({"url": "https://example.com/hook", "events": []}, "validation_error"),
         ({"url": "https://example.com/hook", "surprise": 1}, "validation_error"),
         ({"events": ["*"]}, "validation_error"),

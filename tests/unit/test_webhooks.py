@@ -67,7 +67,11 @@ def test_normalize_events() -> None:
     assert normalize_events(None) == ("*",)
     assert normalize_events(["message.status", "message.status"]) == ("message.status",)
     assert normalize_events(["file.completed", "*"]) == ("*",)
-    for bad in ([], ["message.deleted"]):
+    # API v2's events are known types now
+    assert normalize_events(["message.updated", "message.deleted", "conversation.updated"]) == (
+        "message.updated", "message.deleted", "conversation.updated"
+    )
+    for bad in ([], ["message.exploded"]):
         with pytest.raises(ValueError):
             normalize_events(bad)
 

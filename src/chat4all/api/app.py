@@ -24,6 +24,8 @@ from chat4all.api.fast_send import SendFastPath
 from chat4all.api.middleware import BodyLimit, JsonBody, RequestContext
 from chat4all.api.openapi import complete_openapi
 from chat4all.api.routes import auth, connectors, conversations, files, health, messages, presence, users, webhooks
+from chat4all.api.routes.v2 import conversations as v2_conversations
+from chat4all.api.routes.v2 import messages as v2_messages
 from chat4all.api.schemas import PasswordGrant, RefreshGrant
 from chat4all.config import Settings
 from chat4all.observability import heap
@@ -82,6 +84,8 @@ def build_app(
     if serve_api:
         for module in (auth, users, conversations, messages, presence, files, webhooks, connectors):
             app.include_router(module.router)
+        for module in (v2_conversations, v2_messages):  # API v2 (docs/api-v2.md)
+            app.include_router(module.router)
         app.include_router(ws.router)
         for prefix, mounted in mounts.items():
             app.mount(prefix, mounted)
@@ -94,7 +98,7 @@ def build_app(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_credentials=True,
-            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "traceparent"],
             expose_headers=["x-trace-id", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
             max_age=600,

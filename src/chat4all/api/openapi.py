@@ -47,6 +47,16 @@ _LINKS: dict[tuple[str, str], dict[str, tuple[str, str, dict[str, str], dict[str
         "ListDeliveries": ("/v1/webhooks/{webhook_id}/deliveries", "get", {"webhook_id": "$response.body#/webhook_id"}, None),
         "DeleteWebhook": ("/v1/webhooks/{webhook_id}", "delete", {"webhook_id": "$response.body#/webhook_id"}, None),
     },
+    ("/v2/conversations", "post"): {
+        "GetConversationV2": ("/v2/conversations/{conversation_id}", "get", {"conversation_id": "$response.body#/conversation_id"}, None),
+        "ListMessagesV2": ("/v2/conversations/{conversation_id}/messages", "get", {"conversation_id": "$response.body#/conversation_id"}, None),
+        "MarkRead": ("/v2/conversations/{conversation_id}/read", "post", {"conversation_id": "$response.body#/conversation_id"}, {"up_to_sequence": 0}),
+    },
+    ("/v2/messages", "post"): {
+        "GetMessageV2": ("/v2/messages/{message_id}", "get", {"message_id": "$response.body#/message_id"}, None),
+        "GetMessageVersions": ("/v2/messages/{message_id}/versions", "get", {"message_id": "$response.body#/message_id"}, None),
+        "GetMessageStatusV2": ("/v2/messages/{message_id}/status", "get", {"message_id": "$response.body#/message_id"}, None),
+    },
     ("/v1/auth/register", "post"): {
         "GetPresence": ("/v1/presence/{username}", "get", {"username": "$response.body#/username"}, None),
     },

@@ -191,6 +191,24 @@ class MessageStatusOut(BaseModel):
     recipients: list[RecipientStatus]
     history: list[HistoryEntry]
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "message_id": "0b6c2f1e-3f0a-4a8e-9c55-7d7e0c1f2a3b",
+                    "status": "DELIVERED",
+                    "recipients": [
+                        {"username": "bob", "channel": "internal", "status": "DELIVERED", "updated_at": "2026-11-30T08:00:01Z"}
+                    ],
+                    "history": [
+                        {"status": "SENT", "at": "2026-11-30T08:00:00Z", "username": "bob", "channel": "internal"},
+                        {"status": "DELIVERED", "at": "2026-11-30T08:00:01Z", "username": "bob", "channel": "internal"},
+                    ],
+                }
+            ]
+        }
+    )
+
 
 class Receipt(Strict):
     message_ids: list[Annotated[str, Field(pattern=UUID_PATTERN, json_schema_extra={"format": "uuid"})]] = Field(

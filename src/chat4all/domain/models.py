@@ -62,9 +62,18 @@ class Conversation(_Record):
     created_by: str
     created_at: datetime
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # API v2: the topic, the roles above member (owner, admins) and who left or was removed
+    topic: str | None = None
+    roles: dict[str, str] = Field(default_factory=dict)
+    former: tuple[str, ...] = ()
 
     def has_member(self, username: str) -> bool:
         return username in self.members
+
+    def role_of(self, username: str) -> str | None:
+        if username not in self.members:
+            return None
+        return self.roles.get(username, "member")
 
 
 class TextPayload(BaseModel):
@@ -93,6 +102,10 @@ class Message(_Record):
     payload: dict[str, Any]
     metadata: dict[str, Any]
     created_at: datetime
+    # API v2: "user" or "system" (a change of the conversation in its timeline), edits, tombstones
+    kind: str = "user"
+    edited_at: datetime | None = None
+    deleted: bool = False
 
 
 class Delivery(_Record):

@@ -28,10 +28,14 @@ EVENT_TYPE_HEADER = "Chat4All-Event-Type"
 ALL_EVENTS = "*"
 
 # the event types a webhook can subscribe to
-EventType = Literal["message.status", "file.completed"]
+EventType = Literal["message.status", "file.completed", "message.updated", "message.deleted", "conversation.updated"]
 MESSAGE_STATUS: EventType = "message.status"
 FILE_COMPLETED: EventType = "file.completed"
-EVENT_TYPES: tuple[EventType, ...] = (MESSAGE_STATUS, FILE_COMPLETED)
+# API v2: a message edited or deleted, a conversation changed (docs/api-v2.md)
+MESSAGE_UPDATED: EventType = "message.updated"
+MESSAGE_DELETED: EventType = "message.deleted"
+CONVERSATION_UPDATED: EventType = "conversation.updated"
+EVENT_TYPES: tuple[EventType, ...] = (MESSAGE_STATUS, FILE_COMPLETED, MESSAGE_UPDATED, MESSAGE_DELETED, CONVERSATION_UPDATED)
 
 # namespace of the deterministic event ids (uuid5)
 _EVENT_NAMESPACE = uuid.UUID("6f1d3c1e-5a43-4d3b-9a55-2f6c0c8e7b10")
@@ -92,6 +96,11 @@ def status_event_id(message_id: str, username: str, channel: str, status: Delive
 
 def file_event_id(file_id: str, event_type: str = FILE_COMPLETED) -> str:
     return str(uuid.uuid5(_EVENT_NAMESPACE, f"{event_type}|{file_id}"))
+
+
+def change_event_id(event_type: str, change: str) -> str:
+    """API v2 changes: one id per (type, what changed, for whom)."""
+    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{event_type}|{change}"))
 
 
 def callback_body(*, event_id: str, event_type: str, created_at: datetime, data: dict[str, Any]) -> bytes:

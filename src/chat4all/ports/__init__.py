@@ -14,6 +14,7 @@ from chat4all.ports.connectors import (
     ConnectorLinks,
     DeliveryQueue,
 )
+from chat4all.ports.conversations_v2 import InboxEntry, MembershipStore, MessageVersion, TimelineStore
 from chat4all.ports.delivery import DeliveryKey, Receipt
 from chat4all.ports.delivery_store import DeliveryStore, Moved, StatusOutbox
 from chat4all.ports.files import BlobStore, FileStore, StoredPart
@@ -50,9 +51,12 @@ __all__ = [
     "EventLog",
     "FileStore",
     "FrameSink",
+    "InboxEntry",
     "LogConsumer",
     "LogRecord",
+    "MembershipStore",
     "MessageStore",
+    "MessageVersion",
     "MetadataStore",
     "Moved",
     "NewMessage",
@@ -65,6 +69,7 @@ __all__ = [
     "RefreshSpend",
     "StatusOutbox",
     "StoredPart",
+    "TimelineStore",
     "WebhookOutbox",
     "WebhookRegistry",
 ]

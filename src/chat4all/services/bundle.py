@@ -14,13 +14,27 @@ from chat4all.services.connections import ConnectionService
 from chat4all.services.conversations import ConversationService
 from chat4all.services.deliveries import DeliveryService
 from chat4all.services.files import FileService
+from chat4all.services.groups import GroupService
 from chat4all.services.inbound import InboundService
+from chat4all.services.inbox import InboxService
 from chat4all.services.messages import MessageService
+from chat4all.services.notices import Notices
+from chat4all.services.timeline import TimelineService
 from chat4all.services.users import UserService
 from chat4all.services.webhooks import WebhookService
 
 Readiness = Callable[[], Awaitable[dict[str, str]]]
 """'ok' or the reason, per dependency of the process (``/health/ready``)."""
+
+
+@dataclass
+class V2Services:
+    """API v2's conversations (docs/api-v2.md), on the same stores and services as v1."""
+
+    groups: GroupService
+    inbox: InboxService
+    timeline: TimelineService
+    notices: Notices  # the push calls of conversation changes, for the socket's frames too
 
 
 @dataclass
@@ -35,3 +49,4 @@ class Services:
     webhooks: WebhookService
     inbound: InboundService  # calls from channel providers (connectors)
     readiness: Readiness
+    v2: V2Services | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,13 +12,16 @@ from typing import Any
 import orjson
 
 from chat4all.domain.clock import Clock, system_clock
-from chat4all.domain.errors import InvalidInput, NotFound, UnknownUser
+from chat4all.domain.errors import Forbidden, InvalidInput, NotFound, UnknownUser
 from chat4all.domain.ids import new_id, parse_uuid
 from chat4all.domain.models import Conversation, ConversationType
 from chat4all.ports import ConversationStore, MetadataStore
 from chat4all.services.abuse import AbuseGuard
 
 MAX_GROUP_MEMBERS = 1000
+# a group's membership can change (API v2): a cached group is read again after this long, so a
+# change made through another API node is seen within it (this node's own changes at once)
+GROUP_CACHE_TTL_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +40,16 @@ class ConversationService:
         max_members: int = MAX_GROUP_MEMBERS,
         guard: AbuseGuard | None = None,
         clock: Clock = system_clock,
+        group_cache_ttl_s: float = GROUP_CACHE_TTL_S,
     ) -> None:
         self._clock = clock
+        self._group_ttl_s = group_cache_ttl_s
+        self._cached_at: dict[str, float] = {}
         self._store = conversations
         self._max_members = max_members
         self._guard = guard
         self._metadata = metadata
-        # membership never changes after creation, so a conversation can be cached as is
+        # a private conversation never changes; a group is cached for ``group_cache_ttl_s``
         self._cache: OrderedDict[str, Conversation] = OrderedDict()
         self._cache_size = cache_size
 
@@ -54,6 +61,7 @@ class ConversationService:
         members: list[str],
         name: str | None = None,
         metadata: dict[str, Any] | None = None,
+        topic: str | None = None,
     ) -> Conversation:
         everyone = sorted({creator, *members})
         if type is ConversationType.PRIVATE and len(everyone) != 2:
@@ -81,14 +89,23 @@ class ConversationService:
             created_by=creator,
             created_at=self._clock(),
             metadata=metadata or {},
+            topic=topic,
+            roles={creator: "owner"} if type is ConversationType.GROUP else {},
         )
         private_key = "|".join(everyone) if type is ConversationType.PRIVATE else None
         return await self._store.create_conversation(conversation, private_key=private_key)
 
+    @property
+    def max_members(self) -> int:
+        return self._max_members
+
     async def find(self, conversation_id: str) -> Conversation | None:
         """The conversation, from the cache when it can; no access check."""
         cached = self._cache.get(conversation_id)
-        if cached is not None:
+        if cached is not None and (
+            cached.type is ConversationType.PRIVATE
+            or time.monotonic() - self._cached_at.get(conversation_id, 0.0) < self._group_ttl_s
+        ):
             self._cache.move_to_end(conversation_id)
             return cached
         try:
@@ -98,13 +115,29 @@ class ConversationService:
         found = await self._store.get_conversation(conversation_id)
         if found is not None:
             self._cache[conversation_id] = found
+            self._cache.move_to_end(conversation_id)
+            self._cached_at[conversation_id] = time.monotonic()
             if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+                dropped, _ = self._cache.popitem(last=False)
+                self._cached_at.pop(dropped, None)
         return found
 
+    def forget(self, conversation_id: str) -> None:
+        """Its membership or details changed (API v2): the next lookup reads the store."""
+        self._cache.pop(conversation_id, None)
+        self._cached_at.pop(conversation_id, None)
+
+    async def fresh(self, conversation_id: str) -> Conversation | None:
+        """Read from the store, bypassing the cache (who may change a group is decided on this)."""
+        self.forget(conversation_id)
+        return await self.find(conversation_id)
+
     async def get(self, conversation_id: str, *, viewer: str) -> Conversation:
-        """The conversation if the viewer is a member; NotFound otherwise (R2.5)."""
+        """The conversation if the viewer is a member; NotFound otherwise (R2.5). A former member
+        (API v2) is told they are not a member any more (403): sends answer 403 for them."""
         found = await self.find(conversation_id)
+        if found is not None and viewer in found.former and not found.has_member(viewer):
+            raise Forbidden("you are no longer a member of this conversation")
         if found is None or not found.has_member(viewer):
             raise NotFound("no such conversation")
         return found

@@ -49,6 +49,14 @@ class WebhookService:
         self._transport = transport
         self._max_per_user = max_per_user
 
+    @property
+    def registry(self) -> WebhookRegistry:
+        return self._registry
+
+    @property
+    def outbox(self) -> WebhookOutbox:
+        return self._outbox
+
     async def register(self, owner: str, *, url: str, events: list[str] | None = None) -> Webhook:
         target = parse_url(url)
         try:

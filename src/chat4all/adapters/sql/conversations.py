@@ -33,12 +33,21 @@ class SqlConversationStore:
                         created_at=c.created_at,
                         metadata=c.metadata,
                         private_key=private_key,
+                        topic=c.topic,
+                        last_activity_at=c.created_at,
+                        changed_at=c.created_at,
                     )
                 )
                 await conn.execute(
                     sa.insert(members_t),
                     [
-                        {"conversation_id": c.conversation_id, "username": m, "created_at": c.created_at}
+                        {
+                            "conversation_id": c.conversation_id,
+                            "username": m,
+                            "created_at": c.created_at,
+                            "role": c.roles.get(m, "member"),
+                            "changed_at": c.created_at,
+                        }
                         for m in c.members
                     ],
                 )
@@ -55,6 +64,10 @@ class SqlConversationStore:
         found = await self._load(conversations_t.c.conversation_id == conversation_id)
         return found[0] if found else None
 
+    async def load_many(self, conversation_ids: Sequence[str]) -> list[Conversation]:
+        """Several at once, whoever their members are now (API v2)."""
+        return await self._load(self._db.one_of(conversations_t.c.conversation_id, conversation_ids))
+
     async def _get_private(self, private_key: str) -> Conversation | None:
         found = await self._load(conversations_t.c.private_key == private_key)
         return found[0] if found else None
@@ -63,7 +76,9 @@ class SqlConversationStore:
         self, username: str, *, limit: int, after: tuple[datetime, str] | None
     ) -> list[Conversation]:
         c = conversations_t
-        mine = sa.select(members_t.c.conversation_id).where(members_t.c.username == username)
+        mine = sa.select(members_t.c.conversation_id).where(
+            members_t.c.username == username, members_t.c.left_at.is_(None)
+        )
         condition: sa.ColumnElement[bool] = c.c.conversation_id.in_(mine)
         if after is not None:
             created_at, conversation_id = after
@@ -79,7 +94,9 @@ class SqlConversationStore:
     async def _load(self, condition: sa.ColumnElement[bool], *, limit: int | None = None) -> list[Conversation]:
         c = conversations_t
         query = (
-            sa.select(c.c.conversation_id, c.c.type, c.c.name, c.c.created_by, c.c.created_at, c.c.metadata)
+            sa.select(
+                c.c.conversation_id, c.c.type, c.c.name, c.c.created_by, c.c.created_at, c.c.metadata, c.c.topic
+            )
             .where(condition)
             .order_by(c.c.created_at.desc(), c.c.conversation_id.desc())
         )
@@ -91,18 +108,23 @@ class SqlConversationStore:
                 return []
             ids = [r.conversation_id for r in rows]
             member_rows = await conn.execute(
-                sa.select(members_t.c.conversation_id, members_t.c.username)
+                sa.select(members_t.c.conversation_id, members_t.c.username, members_t.c.role, members_t.c.left_at)
                 .where(members_t.c.conversation_id.in_(ids))
                 .order_by(members_t.c.username)
             )
-            members: dict[str, list[str]] = defaultdict(list)
+            members: dict[str, list[sa.Row]] = defaultdict(list)
             for m in member_rows:
-                members[m.conversation_id].append(m.username)
+                members[m.conversation_id].append(m)
         return [_conversation(r, members[r.conversation_id]) for r in rows]
 
 
-def _conversation(row: sa.Row, members: Sequence[str]) -> Conversation:
+def _conversation(row: sa.Row, member_rows: Sequence[sa.Row]) -> Conversation:
+    members = [m.username for m in member_rows if m.left_at is None]
     return Conversation(
+        topic=row.topic,
+        # only the roles above "member" (every other member is one)
+        roles={m.username: m.role for m in member_rows if m.left_at is None and m.role != "member"},
+        former=tuple(m.username for m in member_rows if m.left_at is not None),
         conversation_id=row.conversation_id,
         type=row.type,
         name=row.name,

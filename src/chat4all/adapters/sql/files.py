@@ -61,7 +61,15 @@ class SqlFileStore:
                     conversation_members, conversation_members.c.conversation_id == file_shares.c.conversation_id
                 )
             )
-            .where(file_shares.c.file_id == file_id, conversation_members.c.username == username)
+            .where(
+                file_shares.c.file_id == file_id,
+                conversation_members.c.username == username,
+                # a former member (API v2) keeps the files shared before they left, not those after
+                sa.or_(
+                    conversation_members.c.left_at.is_(None),
+                    file_shares.c.created_at <= conversation_members.c.left_at,
+                ),
+            )
             .limit(1)
         )
         async with self._db.read() as conn:

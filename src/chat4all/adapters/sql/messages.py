@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from chat4all.adapters.sql.database import Database
 from chat4all.adapters.sql.files import record_shares
+from chat4all.adapters.sql.read_cursors import advance_read_cursors, message_kind
 from chat4all.adapters.sql.rows import MESSAGE_COLUMNS as _MESSAGE_COLUMNS
 from chat4all.adapters.sql.rows import history_rows
 from chat4all.adapters.sql.rows import message_from_row as _message
@@ -82,6 +83,7 @@ class SqlMessageStore:
                     "metadata": m.metadata,
                     "created_at": m.created_at,
                     "persisted_at": at,
+                    "kind": message_kind(m.payload),
                 }
             )
             for username, channel in m.targets:
@@ -123,6 +125,7 @@ class SqlMessageStore:
                     payload=m.payload,
                     metadata=m.metadata,
                     created_at=m.created_at,
+                    kind=message_kind(m.payload),
                 )
             )
         bumped = [{"cid": c, "seq": seq} for c, seq in next_seq.items() if seq != last_seq[c]]
@@ -130,7 +133,7 @@ class SqlMessageStore:
             await conn.execute(
                 sa.update(conversations)
                 .where(conversations.c.conversation_id == sa.bindparam("cid"))
-                .values(last_seq=sa.bindparam("seq")),
+                .values(last_seq=sa.bindparam("seq"), last_activity_at=at, changed_at=at),
                 bumped,
             )
         if message_rows:
@@ -273,6 +276,7 @@ class SqlMessageStore:
             )
             moved = await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(self._db.one_of(messages.c.message_id, changes)))
             result = [(m, changes[m.message_id]) for m in map(_message, moved)]
+            await advance_read_cursors(conn, result, at=at)  # a READ moves the reader's cursor (API v2)
             await write_outbox(conn, outbox_rows(((m.conversation_id, m.sender, c) for m, cs in result for c in cs), traces))
             return result
 

@@ -20,6 +20,9 @@ MESSAGE_COLUMNS = (
     messages.c.payload,
     messages.c.metadata,
     messages.c.created_at,
+    messages.c.kind,
+    messages.c.edited_at,
+    messages.c.deleted_at,
 )
 
 
@@ -35,6 +38,9 @@ def message_from_row(row: sa.Row) -> Message:
         payload=row.payload,
         metadata=row.metadata,
         created_at=row.created_at,
+        kind=row.kind,
+        edited_at=row.edited_at,
+        deleted=row.deleted_at is not None,
     )
 
 

@@ -96,6 +96,11 @@ conversations = sa.Table(
     sa.Column("private_key", sa.String(80), nullable=True, unique=True),
     # the last sequence number handed out in this conversation (R12.2)
     sa.Column("last_seq", sa.BigInteger, nullable=False, server_default="0"),
+    # API v2 (migration 0008): the topic, when the last message was stored (the inbox's order) and
+    # when anything a member sees of it last changed (the inbox's ``since`` sync)
+    sa.Column("topic", sa.String(500), nullable=True),
+    sa.Column("last_activity_at", UTCDateTime, nullable=True),
+    sa.Column("changed_at", UTCDateTime, nullable=True),
 )
 
 conversation_members = sa.Table(
@@ -109,6 +114,12 @@ conversation_members = sa.Table(
     ),
     sa.Column("username", NAME, primary_key=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # API v2 (migration 0008): owner | admin | member; the read cursor; when the member left or
+    # was removed (the row stays: what they could see stays theirs); when their view last changed
+    sa.Column("role", sa.String(16), nullable=False, server_default="member"),
+    sa.Column("read_up_to", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("left_at", UTCDateTime, nullable=True),
+    sa.Column("changed_at", UTCDateTime, nullable=True),
     sa.Index("ix_conversation_members_username_created", "username", "created_at", "conversation_id"),
 )
 
@@ -125,7 +136,22 @@ messages = sa.Table(
     sa.Column("metadata", sa.JSON, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("persisted_at", UTCDateTime, nullable=False),
+    # API v2 (migration 0008): user | system; set by an edit; a tombstone's deletion time
+    sa.Column("kind", sa.String(8), nullable=False, server_default="user"),
+    sa.Column("edited_at", UTCDateTime, nullable=True),
+    sa.Column("deleted_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("conversation_id", "sequence_number"),
+)
+
+# Every version of an edited message (API v2): version 1 is the original; a delete removes them
+message_versions = sa.Table(
+    "message_versions",
+    metadata,
+    sa.Column("message_id", ID, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
 )
 
 deliveries = sa.Table(

@@ -1,0 +1,44 @@
+"""Read cursors (API v2): a READ recorded for a delivery moves its reader's cursor up to it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from chat4all.adapters.sql.schema import conversation_members
+from chat4all.domain.models import Message, StatusChange
+from chat4all.domain.status import DeliveryStatus
+
+
+def message_kind(payload: dict[str, Any]) -> str:
+    """A system message (a change of the conversation) carries a payload of type ``system``."""
+    return "system" if payload.get("type") == "system" else "user"
+
+
+async def advance_read_cursors(
+    conn: Any, moved: Sequence[tuple[Message, Sequence[StatusChange]]], *, at: datetime
+) -> None:
+    """In the transaction that recorded the READs: each reader's cursor goes forward (never back)
+    to the highest sequence number they read in each conversation."""
+    highest: dict[tuple[str, str], int] = {}
+    for message, changes in moved:
+        for change in changes:
+            if change.status is DeliveryStatus.READ:
+                key = (message.conversation_id, change.username)
+                highest[key] = max(highest.get(key, 0), message.sequence_number)
+    if not highest:
+        return
+    m = conversation_members
+    await conn.execute(
+        sa.update(m)
+        .where(
+            m.c.conversation_id == sa.bindparam("cid"),
+            m.c.username == sa.bindparam("u"),
+            m.c.read_up_to < sa.bindparam("seq"),
+        )
+        .values(read_up_to=sa.bindparam("seq"), changed_at=at),
+        [{"cid": c, "u": u, "seq": seq} for (c, u), seq in sorted(highest.items())],
+    )
