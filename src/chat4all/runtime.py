@@ -44,6 +44,7 @@ from chat4all.services.conversations import ConversationService
 from chat4all.services.deliveries import DeliveryService
 from chat4all.services.files import FileService, UploadCleanup
 from chat4all.services.inbound import InboundService
+from chat4all.services.live import LiveService
 from chat4all.services.messages import MessageService
 from chat4all.services.users import UserService
 from chat4all.services.webhook_callbacks import CallbackSource, FileCallbacks, StatusCallbacks
@@ -83,6 +84,7 @@ class Services:
     files: FileService
     webhooks: WebhookService
     inbound: InboundService | None = None  # calls from channel providers (connectors)
+    live: LiveService | None = None  # v2's typing and presence push (services/live.py)
 
 
 class Component(Protocol):
@@ -187,6 +189,7 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
         max_metadata_bytes=settings.max_metadata_bytes,
         history_page_max_bytes=settings.history_page_max_bytes,
     )
+    live = LiveService(conversations=conversations, push=push)
     services = Services(
         auth=AuthService(
             metadata=metadata,
@@ -212,12 +215,14 @@ def build_runtime(settings: Settings, role: Role = Role.ALL) -> Runtime:
             queue_size=settings.ws_send_queue,
             max_sockets_per_user=settings.ws_max_sockets_per_user,
             pings_per_minute=settings.ws_pings_per_minute,
+            on_presence=live.presence_changed,
         ),
         files=files,
         webhooks=webhooks,
         inbound=InboundService(
             hub=connectors, metadata=metadata, links=SqlConnectorLinks(database), deliveries=deliveries, messages=messages
         ),
+        live=live,
     )
     dispatcher = None
     if role in (Role.ALL, Role.ROUTER):  # external deliveries go out from the processes that route

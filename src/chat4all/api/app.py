@@ -19,7 +19,7 @@ from chat4all.api.fast_send import SendFastPath
 from chat4all.api.middleware import BodyLimit, JsonBody, RequestContext
 from chat4all.api.openapi import complete_openapi
 from chat4all.api.routes import auth, blobs, conversations, files, health, messages, presence, users, webhooks
-from chat4all.api.routes import connectors
+from chat4all.api.routes import connectors, v2_live
 from chat4all.api.schemas import PasswordGrant, RefreshGrant
 from chat4all.config import Settings
 from chat4all.observability import heap
@@ -70,7 +70,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     if role in (Role.ALL, Role.API):  # router and webhook processes serve only their health and metrics
-        for module in (auth, users, conversations, messages, presence, files, webhooks, connectors):
+        for module in (auth, users, conversations, messages, presence, files, webhooks, connectors, v2_live):
             app.include_router(module.router)
         app.include_router(ws.router)
         if isinstance(runtime.blobs, LocalBlobStore):  # the app serves the local disk's signed URLs

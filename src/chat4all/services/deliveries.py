@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from chat4all.domain.errors import Unavailable
-from chat4all.domain.frames import status_frame
+from chat4all.domain.frames import status_frame, v2_copy
 from chat4all.domain.ids import utcnow
 from chat4all.domain.models import Message, StatusChange
 from chat4all.domain.status import DeliveryStatus
@@ -23,6 +23,7 @@ from chat4all.batching import GroupCommit
 from chat4all.ports import MessageStore, Push, Receipt
 
 MAX_IDS_PER_RECEIPT = 1000
+_RECEIPTS = (DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 log = get_logger(__name__)
 
 
@@ -96,7 +97,13 @@ class DeliveryService:
                 await self._relay.drain()
             else:
                 self._relay.wake()
-        frames = [(message.sender, status_frame(change)) for message, changes in moved for change in changes]
+        frames = []
+        for message, changes in moved:
+            for change in changes:
+                frame = status_frame(change)
+                frames.append((message.sender, frame))
+                if change.status in _RECEIPTS:  # the reader's other devices (v2 sockets) see it too
+                    frames.append((change.username, v2_copy(frame)))
         if not frames:
             return
         try:
