@@ -47,7 +47,7 @@ from chat4all.services.inbound import InboundService
 from chat4all.services.live import LiveService
 from chat4all.services.messages import MessageService
 from chat4all.services.users import UserService
-from chat4all.services.webhook_callbacks import CallbackSource, FileCallbacks, StatusCallbacks
+from chat4all.services.webhook_callbacks import CallbackSource, FileCallbacks, ReceivedCallbacks, StatusCallbacks
 from chat4all.services.webhooks import WebhookService
 from chat4all.workers.base import Worker
 from chat4all.workers.periodic import PeriodicTask
@@ -336,7 +336,7 @@ async def clean_up_uploads(settings: Settings, *, max_age_s: float | None = None
 
 def webhook_sources(messages: MessageStore, outbox: WebhookOutbox) -> list[CallbackSource]:
     """The topics the webhook worker turns into callbacks: adding one is adding its source here."""
-    return [StatusCallbacks(messages=messages, outbox=outbox), FileCallbacks()]
+    return [StatusCallbacks(messages=messages, outbox=outbox), FileCallbacks(), ReceivedCallbacks(messages=messages)]
 
 
 def _webhooks(
@@ -390,7 +390,8 @@ def _webhooks(
     components["webhooks"] = dispatcher
     intakes: list[Worker] = [
         WebhookIntake(
-            event_log.consumer(source.topic, group=f"{WEBHOOKS_GROUP}-{source.topic}"),
+            # a second source on a topic reads it in its own group, named after the source
+            event_log.consumer(source.topic, group=f"{WEBHOOKS_GROUP}-{getattr(source, 'name', source.topic)}"),
             source=source,
             registry=registry,
             outbox=outbox,

@@ -28,8 +28,12 @@ ALL_EVENTS = "*"
 
 MESSAGE_STATUS = "message.status"
 FILE_COMPLETED = "file.completed"
+MESSAGE_RECEIVED = "message.received"  # a message addressed to the webhook's owner (API v2)
 # the event types a webhook can subscribe to
-EVENT_TYPES: tuple[str, ...] = (MESSAGE_STATUS, FILE_COMPLETED)
+EVENT_TYPES: tuple[str, ...] = (MESSAGE_STATUS, FILE_COMPLETED, MESSAGE_RECEIVED)
+# types a webhook gets only when it names them ("*" does not include them): message.received
+# carries every message's content, which a webhook registered for "*" under v1 never asked for
+OPT_IN_EVENT_TYPES: tuple[str, ...] = (MESSAGE_RECEIVED,)
 
 # namespace of the deterministic event ids (uuid5)
 _EVENT_NAMESPACE = uuid.UUID("6f1d3c1e-5a43-4d3b-9a55-2f6c0c8e7b10")
@@ -54,7 +58,9 @@ class Webhook(BaseModel):
         return self.disabled_at is None
 
     def wants(self, event_type: str) -> bool:
-        return self.active and (ALL_EVENTS in self.events or event_type in self.events)
+        if not self.active:
+            return False
+        return event_type in self.events or (ALL_EVENTS in self.events and event_type not in OPT_IN_EVENT_TYPES)
 
 
 class DeliveryState(StrEnum):
@@ -80,12 +86,19 @@ def normalize_events(events: list[str] | None) -> tuple[str, ...]:
     unknown = [e for e in chosen if e != ALL_EVENTS and e not in EVENT_TYPES]
     if unknown:
         raise ValueError(f"unknown event types: {', '.join(unknown)}")
-    return (ALL_EVENTS,) if ALL_EVENTS in chosen else tuple(chosen)
+    if ALL_EVENTS in chosen:
+        return (ALL_EVENTS, *(e for e in chosen if e in OPT_IN_EVENT_TYPES))
+    return tuple(chosen)
 
 
 def status_event_id(message_id: str, username: str, channel: str, status: DeliveryStatus | str) -> str:
     """One id per status of one delivery: a status is reached at most once (it only moves forward)."""
     return str(uuid.uuid5(_EVENT_NAMESPACE, f"{MESSAGE_STATUS}|{message_id}|{username}|{channel}|{status}"))
+
+
+def received_event_id(message_id: str, recipient: str) -> str:
+    """One id per message and recipient, whatever the channels it went out on."""
+    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{MESSAGE_RECEIVED}|{message_id}|{recipient}"))
 
 
 def file_event_id(file_id: str, event_type: str = FILE_COMPLETED) -> str:
