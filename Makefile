@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run up up-ha test test-fast services-up services-down clean
+.PHONY: run up up-ha test test-fast services-up services-down clean clients
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,12 @@ up-ha: $(STAMP)
 	./scripts/up-ha.sh
 
 # Brings up the real servers the tests use (scripts/services.sh), then runs every test.
-test: $(STAMP)
+test: $(STAMP) clients
 	./scripts/test.sh
+
+# Node.js and the pinned client generators of tests/clients (the generated-clients test).
+clients:
+	./scripts/clients.sh
 
 # Only the tests that need no server besides Chat4All itself.
 test-fast: $(STAMP)

@@ -18,6 +18,7 @@ from chat4all.api.errors import install_error_handlers
 from chat4all.api.fast_send import SendFastPath
 from chat4all.api.middleware import BodyLimit, JsonBody, RequestContext
 from chat4all.api.openapi import complete_openapi
+from chat4all.api.openapi_product import operation_id, polish
 from chat4all.api.routes import auth, blobs, conversations, files, health, messages, presence, users, webhooks
 from chat4all.api.routes import connectors, v2_live
 from chat4all.api.schemas import PasswordGrant, RefreshGrant
@@ -65,6 +66,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,  # readable operationIds (api/openapi_product.py)
     )
     app.state.runtime = runtime
     install_error_handlers(app)
@@ -112,5 +114,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for model in (PasswordGrant, RefreshGrant):
         components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     complete_openapi(schema, app.state.runtime)  # what the server enforces beyond its models
+    base = app.state.runtime.settings.public_base_url  # else "/": the server that serves this document
+    polish(schema, servers=[{"url": base.rstrip("/") if base else "/", "description": "this server"}])
     app.openapi_schema = schema
     return schema

@@ -11,7 +11,7 @@ from chat4all.api.deps import CurrentUser, ServicesDep
 from chat4all.api.errors import responses
 from chat4all.domain.errors import Unavailable
 
-router = APIRouter(prefix="/v2/conversations", tags=["v2 live"])
+router = APIRouter(prefix="/v2/conversations", tags=["v2"])
 
 
 class TypingIn(BaseModel):
@@ -25,7 +25,6 @@ class TypingIn(BaseModel):
     status_code=204,
     response_class=Response,
     responses=responses(401, 404, 422),
-    operation_id="v2_set_typing",
 )
 async def set_typing(conversation_id: str, body: TypingIn, user: CurrentUser, services: ServicesDep) -> Response:
     """Tells the other members' v2 sockets that you started or stopped typing. A `start` lapses
