@@ -13,7 +13,9 @@ Presence: when a user comes online (first socket) or goes offline (last socket c
 lapsed), everyone who shares a conversation with them receives
 ``{"type":"presence","username","status","last_seen"}`` on their v2 sockets. The transitions
 come from the presence store, so they are cluster-wide; the frames cross API nodes through the
-push channel like every frame.
+push channel like every frame. At most one push per user every ``PRESENCE_MIN_INTERVAL_S`` per
+node: the state that is current when the interval ends is pushed then (a flapping client's
+contacts see where it ended, not every flap).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ log = get_logger(__name__)
 
 TYPING_TTL_S = 6.0
 TYPING_MIN_INTERVAL_S = 2.0
+PRESENCE_MIN_INTERVAL_S = 1.0  # per user and API node
 # conversations looked at to find whom a user's presence concerns (the most recent first)
 PRESENCE_MAX_CONVERSATIONS = 1000
 _PAGE = 200
@@ -53,13 +56,16 @@ class LiveService:
         push: Push,
         typing_ttl_s: float = TYPING_TTL_S,
         typing_min_interval_s: float = TYPING_MIN_INTERVAL_S,
+        presence_min_interval_s: float = PRESENCE_MIN_INTERVAL_S,
     ) -> None:
         self._conversations = conversations
         self._push = push
         self._ttl = typing_ttl_s
         self._interval = typing_min_interval_s
         self._last_start: dict[tuple[str, str], float] = {}  # monotonic time of the last relayed start
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._presence_interval = presence_min_interval_s
+        self._latest_presence: dict[str, str] = {}  # the state to push, per user with a push running
+        self._presence_tasks: dict[str, asyncio.Task[None]] = {}
 
     async def typing(self, username: str, conversation_id: str, state: TypingState) -> bool:
         """Relays the state to the other members; False if it was dropped (too soon, or a stop
@@ -101,10 +107,26 @@ class LiveService:
         return True
 
     async def presence_changed(self, username: str, status: str) -> None:
-        """Starts the presence push in the background: the socket that caused it does not wait."""
-        task = asyncio.create_task(self._push_presence(username, status))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Pushes the transition in the background (the socket that caused it does not wait),
+        at most one push per user every ``presence_min_interval_s``: a client that reconnects in
+        a loop makes its contacts see its latest state, not every flap."""
+        self._latest_presence[username] = status
+        if username in self._presence_tasks:
+            return  # the user's running push sends the latest state when its interval is over
+        task = asyncio.create_task(self._presence_loop(username))
+        self._presence_tasks[username] = task
+
+    async def _presence_loop(self, username: str) -> None:
+        sent: str | None = None
+        try:
+            while (status := self._latest_presence[username]) != sent:
+                await self._push_presence(username, status)
+                sent = status
+                await asyncio.sleep(self._presence_interval)
+        finally:
+            self._presence_tasks.pop(username, None)
+            if self._latest_presence.get(username) == sent:
+                self._latest_presence.pop(username, None)
 
     async def _push_presence(self, username: str, status: str) -> None:
         try:
