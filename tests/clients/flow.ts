@@ -36,8 +36,11 @@ async function main(): Promise<void> {
     body: { conversation_id: conversationId, payload: { type: "text", text: "hi from typescript" } },
     headers,
   });
-  if (!sent.data || sent.response.status !== 202) throw new Error(`send: ${JSON.stringify(sent.error)}`);
-  const accepted: "accepted" = sent.data.status === "accepted" ? sent.data.status : "accepted";
+  // 202 answers MessageAccepted, 200 (a repeated message_id) MessageDuplicate: the types tell them apart
+  if (!sent.data || sent.response.status !== 202 || "duplicate" in sent.data) {
+    throw new Error(`send: ${JSON.stringify(sent.error ?? sent.data)}`);
+  }
+  const accepted: "accepted" = sent.data.status;
   const deadline = Date.now() + 15000;
   for (;;) {
     const page = await api.GET("/v1/conversations/{conversation_id}/messages", {
