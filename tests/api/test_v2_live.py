@@ -142,3 +142,16 @@ async def test_v2_socket_answers_unknown_frames_with_the_v2_vocabulary(make_user
         await socket.send({"type": "dance"})
         error = await next_frame(socket, "error")
         assert "typing" in error["error"]["message"]
+
+
+async def test_a_typist_who_goes_offline_is_told_to_have_stopped(make_user) -> None:
+    alice = await make_user("alice")
+    bob = await make_user("bob")
+    conversation_id = (await alice.create_conversation("private", ["bob"]))["conversation_id"]
+    async with bob.websocket(version="v2") as bob_socket:
+        async with alice.websocket(version="v2") as alice_socket:
+            await alice_socket.typing(conversation_id, "start")
+            assert (await next_frame(bob_socket, "typing"))["state"] == "start"
+        stopped = await next_frame(bob_socket, "typing")
+        assert (stopped["username"], stopped["state"]) == ("alice", "stop")
+        assert (await next_frame(bob_socket, "presence"))["status"] == "offline"

@@ -43,7 +43,7 @@ PRESENCE_MIN_INTERVAL_S = 1.0  # per user and API node
 # conversations looked at to find whom a user's presence concerns (the most recent first)
 PRESENCE_MAX_CONVERSATIONS = 1000
 _PAGE = 200
-_MAX_TRACKED = 100_000  # (user, conversation) typing entries kept before the oldest are forgotten
+_MAX_TRACKED = 100_000  # live (user, conversation) starts kept at most; past it the oldest are forgotten
 
 TypingState = Literal["start", "stop"]
 
@@ -80,9 +80,11 @@ class LiveService:
         conversation = await self._conversations.get(conversation_id, viewer=username)
         if state == "start":
             self._last_start.pop(key, None)
-            self._last_start[key] = now
-            if len(self._last_start) > _MAX_TRACKED:
-                self._last_start.pop(next(iter(self._last_start)))
+            self._last_start[key] = now  # the dict stays ordered by the time of the last start
+            for old, at in list(self._last_start.items()):  # what has lapsed, oldest first
+                if now - at < self._ttl and len(self._last_start) <= _MAX_TRACKED:
+                    break
+                del self._last_start[old]
         else:
             self._last_start.pop(key, None)
         expires_at = (utcnow() + timedelta(seconds=self._ttl)).isoformat() if state == "start" else None
@@ -110,11 +112,24 @@ class LiveService:
         """Pushes the transition in the background (the socket that caused it does not wait),
         at most one push per user every ``presence_min_interval_s``: a client that reconnects in
         a loop makes its contacts see its latest state, not every flap."""
+        if status == "offline":
+            await self._stop_typing(username)
         self._latest_presence[username] = status
         if username in self._presence_tasks:
             return  # the user's running push sends the latest state when its interval is over
         task = asyncio.create_task(self._presence_loop(username))
         self._presence_tasks[username] = task
+
+    async def _stop_typing(self, username: str) -> None:
+        """A user gone offline stops typing everywhere a start of theirs is still live."""
+        now = time.monotonic()
+        live = [c for (u, c), at in list(self._last_start.items()) if u == username and now - at < self._ttl]
+        # (the dict holds only starts of the last TYPING_TTL_S: lapsed ones are dropped as it grows)
+        for conversation_id in live:
+            try:
+                await self.typing(username, conversation_id, "stop")
+            except Chat4AllError:  # no longer a member: nothing to stop
+                self._last_start.pop((username, conversation_id), None)
 
     async def _presence_loop(self, username: str) -> None:
         sent: str | None = None
