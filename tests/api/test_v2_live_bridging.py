@@ -4,7 +4,10 @@ socket, each delivery with its own per-channel status."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import httpx
 
 import pytest
 
@@ -12,6 +15,8 @@ from chat4all.config import Settings
 from tests.conftest import RunningServer, wait_until
 from tests.connector_helpers import QUICK, Channels, history, simulated_post, statuses, wait_statuses
 from tests.api.test_v2_live import next_frame
+from tests.connector_helpers import WEBHOOK_SECRET
+from tests.fake_telegram import FakeTelegram, running_fake_telegram, update
 
 WA = "+5511988887777"
 IG = "carol.insta"
@@ -32,8 +37,15 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def channels(server: RunningServer) -> Channels:
+async def fake() -> AsyncIterator[FakeTelegram]:
+    async with running_fake_telegram() as tg:
+        yield tg
+
+
+@pytest.fixture
+async def channels(server: RunningServer, fake: FakeTelegram) -> Channels:
     c = Channels(server)
+    await c.telegram(fake)
     for channel in ("whatsapp", "instagram"):
         await c.set(channel, **QUICK)
     return c
@@ -90,3 +102,34 @@ async def test_a_whatsapp_reply_reaches_an_instagram_member_with_per_channel_sta
     items = (await carol.conversation_messages(conversation_id))["items"]
     assert [m["payload"]["text"] for m in items if m["from"] == "bob"] == ["me! from whatsapp"]
     assert len(handed()) == 1
+
+
+async def test_a_telegram_reply_reaches_a_whatsapp_member_over_whatsapp(
+    make_user, channels: Channels, server: RunningServer, fake: FakeTelegram
+) -> None:
+    alice = await make_user("alice")
+    bob = await make_user("bob")  # on Telegram
+    carol = await make_user("carol")  # on WhatsApp
+    await bob.set_channel("telegram", "4242")
+    await carol.set_channel("whatsapp", WA)
+    conversation_id = (await alice.create_conversation("group", ["bob", "carol"], name="ops"))["conversation_id"]
+    first = await alice.send_text(conversation_id, "status?", channels=["telegram"])
+    await wait_statuses(alice, first["message_id"], {"telegram": "DELIVERED"}, username="bob")
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(
+            f"{server.base_url}/v1/connectors/telegram/webhook",
+            json=update("4242", "all green", message_id=900, update_id=1),
+            headers={"x-telegram-bot-api-secret-token": WEBHOOK_SECRET},
+        )
+    assert answer.json() == {"ok": True, "accepted": 1, "ignored": 0}
+
+    async def bridged() -> dict | None:
+        items = (await carol.conversation_messages(conversation_id))["items"]
+        return items[-1] if items and items[-1]["from"] == "bob" else None
+
+    message = await wait_until(bridged, what="bob's telegram reply in the conversation")
+    final = await wait_statuses(bob, message["message_id"], {"whatsapp": "READ"}, username="carol")
+    [handed] = [s for s in channels.live("whatsapp").connector.sent if s.message_id == message["message_id"]]
+    assert (handed.external_id, handed.text) == (WA, "all green")
+    assert set(final) == {("alice", "internal"), ("carol", "internal"), ("carol", "whatsapp")}
+    assert [c for c in fake.to("sendMessage") if "all green" in str(c.fields.get("text"))] == []  # not echoed to bob
