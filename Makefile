@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run up up-ha lint test test-fast services-up services-down clean
+.PHONY: run up up-ha lint test test-fast services-up services-down clean clients
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,12 @@ lint: $(STAMP)
 	./scripts/lint.sh
 
 # Checks the rules, brings up the real servers the tests use (scripts/services.sh), then runs every test.
-test: lint
+test: lint clients
 	./scripts/test.sh
+
+# Node.js and the pinned client generators of tests/clients (the generated-clients test).
+clients:
+	./scripts/clients.sh
 
 # The rules, then only the tests that need no server besides Chat4All itself.
 test-fast: lint

@@ -262,6 +262,10 @@ class Chat4AllClient:
 
     # files -----------------------------------------------------------------------------------
 
+    async def typing(self, conversation_id: str, state: str = "start") -> None:
+        """v2: the HTTP twin of the socket's ``typing`` frame."""
+        await self.request("POST", f"/v2/conversations/{conversation_id}/typing", json={"state": state}, expect=(204,))
+
     async def initiate_upload(
         self, filename: str, size: int, *, content_type: str | None = None, sha256: str | None = None
     ) -> dict[str, Any]:
@@ -294,11 +298,16 @@ class Chat4AllClient:
     # websocket -------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def websocket(self, *, auth: str = "subprotocol", **connect_kwargs: Any) -> AsyncIterator[Socket]:
-        """The socket /v1/ws, authenticated by the ``Sec-WebSocket-Protocol`` header
-        (``auth="subprotocol"``, as a browser would) or by a first ``auth`` frame
-        (``auth="frame"``); the token never goes into the URL, where logs and proxies see it."""
-        url = self.base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/v1/ws"
+    async def websocket(
+        self, *, auth: str = "subprotocol", version: str = "v1", **connect_kwargs: Any
+    ) -> AsyncIterator[Socket]:
+        """The socket /v1/ws (or /v2/ws with ``version="v2"``), authenticated by the
+        ``Sec-WebSocket-Protocol`` header (``auth="subprotocol"``, as a browser would) or by a
+        first ``auth`` frame (``auth="frame"``); the token never goes into the URL, where logs
+        and proxies see it."""
+        if version not in ("v1", "v2"):
+            raise ValueError(f"version must be 'v1' or 'v2', not {version!r}")
+        url = self.base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + f"/{version}/ws"
         if auth == "subprotocol":
             subprotocols = [WS_SUBPROTOCOL, f"bearer.{self.access_token}"]
         elif auth == "frame":
@@ -334,6 +343,10 @@ class Socket:
 
     async def read(self, message_ids: list[str]) -> None:
         await self.send({"type": "read", "message_ids": message_ids})
+
+    async def typing(self, conversation_id: str, state: str = "start") -> None:
+        """v2: tells the conversation's other members you started (or stopped) typing."""
+        await self.send({"type": "typing", "conversation_id": conversation_id, "state": state})
 
     async def ping(self) -> None:
         await self.send({"type": "ping"})

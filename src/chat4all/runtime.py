@@ -79,13 +79,14 @@ from chat4all.services.groups import GroupService
 from chat4all.services.hub import LocalHub
 from chat4all.services.inbound import InboundService
 from chat4all.services.inbox import InboxService
+from chat4all.services.live import LiveService
 from chat4all.services.messages import MessageService
 from chat4all.services.notices import Notices
 from chat4all.services.routing import RoutingService
 from chat4all.services.system_messages import SystemMessages
 from chat4all.services.timeline import TimelineService
 from chat4all.services.users import UserService
-from chat4all.services.webhook_callbacks import CallbackSource, FileCallbacks, StatusCallbacks
+from chat4all.services.webhook_callbacks import CallbackSource, FileCallbacks, ReceivedCallbacks, StatusCallbacks
 from chat4all.services.webhooks import WebhookService
 from chat4all.workers.base import Worker
 from chat4all.workers.connector_dispatch import ConnectorDispatcher
@@ -193,7 +194,8 @@ class Runtime:
         self._component("webhooks", self.callback_dispatcher)
         self.workers.extend(
             WebhookIntake(
-                self.event_log.consumer(source.topic, group=f"{WEBHOOKS_GROUP}-{source.topic}"),
+                # a second source on a topic reads it in its own group, named after the source
+                self.event_log.consumer(source.topic, group=f"{WEBHOOKS_GROUP}-{getattr(source, 'name', source.topic)}"),
                 source=source,
                 registry=self.webhook_registry,
                 outbox=self.webhook_outbox,
@@ -530,7 +532,13 @@ class Runtime:
             queue_size=s.ws_send_queue,
             max_sockets_per_user=s.ws_max_sockets_per_user,
             pings_per_minute=s.ws_pings_per_minute,
+            on_presence=self.live.presence_changed,
         )
+
+    @cached_property
+    def live(self) -> LiveService:
+        """v2's typing and presence push (services/live.py)."""
+        return LiveService(conversations=self.conversations, push=self.push)
 
     @cached_property
     def webhooks(self) -> WebhookService:
@@ -599,6 +607,7 @@ class Runtime:
             ),
             readiness=self.readiness,
             v2=self.v2,
+            live=self.live,
         )
 
     @cached_property
@@ -738,7 +747,7 @@ def build_blob_store(settings: Settings) -> BlobStore:
 
 def webhook_sources(messages: MessageStore, outbox: WebhookOutbox) -> list[CallbackSource]:
     """The topics the webhook worker turns into callbacks: adding one is adding its source here."""
-    return [StatusCallbacks(messages=messages, outbox=outbox), FileCallbacks()]
+    return [StatusCallbacks(messages=messages, outbox=outbox), FileCallbacks(), ReceivedCallbacks(messages=messages)]
 
 
 async def migrate_database(settings: Settings) -> None:

@@ -54,7 +54,13 @@ class Parts:
     def statuses_pushed(self) -> list[tuple[str, str]]:
         import orjson
 
-        return [(u, orjson.loads(f.data)["status"]["status"]) for u, f in self.push.frames]
+        return [(u, orjson.loads(f.data)["status"]["status"]) for u, f in self.push.frames if not f.v2_only]
+
+    def reader_copies(self) -> list[tuple[str, str]]:
+        """The v2-only copies for the reader's other devices."""
+        import orjson
+
+        return [(u, orjson.loads(f.data)["status"]["status"]) for u, f in self.push.frames if f.v2_only]
 
 
 @pytest.fixture
@@ -70,11 +76,12 @@ async def test_a_receipt_moves_forward_once_with_history_event_and_frame(parts: 
     assert [(c.username, c.status) for c in parts.store.outbox] == [("bob", DELIVERED)]
     assert [c.status for c in await parts.store.history("m1")][-1] is DELIVERED
     assert parts.statuses_pushed() == [("alice", "DELIVERED")]  # to the sender's sockets
+    assert parts.reader_copies() == [("bob", "DELIVERED")]  # and to the reader's other v2 devices
     assert parts.relay.wakes == 1
     assert parts.store.outbox[0].at == parts.clock.now  # the service's clock, not the wall's
 
     again = await parts.service.record(username="bob", channel="internal", message_ids=["m1"], status=DELIVERED)
-    assert again == 0 and len(parts.store.outbox) == 1 and len(parts.push.frames) == 1  # nothing changed
+    assert again == 0 and len(parts.store.outbox) == 1 and len(parts.push.frames) == 2  # nothing changed
 
 
 async def test_a_late_receipt_never_moves_a_delivery_back(parts: Parts) -> None:

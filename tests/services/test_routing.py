@@ -40,7 +40,11 @@ class Parts:
         self.woken += 1
 
     def message_frames(self) -> list[tuple[str, Frame]]:
-        return [(u, f) for u, f in self.push.frames if b'"type":"message"' in f.data]
+        return [(u, f) for u, f in self.push.frames if b'"type":"message"' in f.data and not f.v2_only]
+
+    def own_frames(self) -> list[tuple[str, Frame]]:
+        """What the senders' own v2 devices receive: each message once, marked own."""
+        return [(u, f) for u, f in self.push.frames if b'"own":true' in f.data]
 
     def status_frames(self) -> list[tuple[str, Frame]]:
         return [(u, f) for u, f in self.push.frames if b'"type":"status"' in f.data]
@@ -64,7 +68,8 @@ async def test_a_batch_is_stored_in_one_round_trip_then_pushed_then_announced(pa
     assert all(frames[i][1] is frames[i + 1][1] for i in range(0, 6, 2))
     # then the SENT statuses: a frame per delivery to the sender, and the relay woken
     assert [u for u, _ in parts.status_frames()] == ["alice"] * 6
-    assert parts.push.calls[0] == frames  # the messages went out before the statuses
+    assert [u for u, f in parts.own_frames() if f.v2_only] == ["alice"] * 3  # the sender's other devices
+    assert [x for x in parts.push.calls[0] if not x[1].v2_only] == frames  # messages before statuses
     assert parts.relay.wakes == 1
     sent = [c for c in parts.store.history_rows if c.status is DeliveryStatus.SENT]
     assert len(sent) == 6 and {c.at for c in sent} == {parts.clock.now}  # time comes from the clock

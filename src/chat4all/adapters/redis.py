@@ -316,23 +316,24 @@ def node_channel(key_prefix: str, node_id: str) -> str:
 
 
 def encode_frames(frames: Sequence[tuple[str, Frame]]) -> bytes:
-    """``{"f": [[message_id, data], ...], "u": [[username, frame index], ...]}``: a frame going
-    to several users of one node travels once, and arrives as one shared ``Frame``."""
+    """``{"f": [[message_id, data(, 1 if v2 only)], ...], "u": [[username, frame index], ...]}``:
+    a frame going to several users of one node travels once, and arrives as one shared ``Frame``."""
     index: dict[int, int] = {}
-    table: list[tuple[str | None, str]] = []
+    table: list[tuple[Any, ...]] = []
     to: list[tuple[str, int]] = []
     for username, frame in frames:
         i = index.get(id(frame))
         if i is None:
             i = index[id(frame)] = len(table)
-            table.append((frame.message_id, frame.data.decode()))
+            entry: tuple[Any, ...] = (frame.message_id, frame.data.decode())
+            table.append((*entry, 1) if frame.v2_only else entry)
         to.append((username, i))
     return orjson.dumps({"f": table, "u": to})
 
 
 def decode_frames(raw: bytes | str) -> list[tuple[str, Frame]]:
     body = orjson.loads(raw)
-    table = [Frame(message_id, data.encode()) for message_id, data in body["f"]]
+    table = [Frame(entry[0], entry[1].encode(), len(entry) > 2 and bool(entry[2])) for entry in body["f"]]
     return [(username, table[i]) for username, i in body["u"]]
 
 

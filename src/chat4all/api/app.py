@@ -23,7 +23,19 @@ from chat4all.api.errors import install_error_handlers
 from chat4all.api.fast_send import SendFastPath
 from chat4all.api.middleware import BodyLimit, JsonBody, RequestContext
 from chat4all.api.openapi import complete_openapi
-from chat4all.api.routes import auth, connectors, conversations, files, health, messages, presence, users, webhooks
+from chat4all.api.openapi_product import operation_id, polish
+from chat4all.api.routes import (
+    auth,
+    connectors,
+    conversations,
+    files,
+    health,
+    messages,
+    presence,
+    users,
+    v2_live,
+    webhooks,
+)
 from chat4all.api.routes.v2 import conversations as v2_conversations
 from chat4all.api.routes.v2 import messages as v2_messages
 from chat4all.api.schemas import PasswordGrant, RefreshGrant
@@ -76,13 +88,14 @@ def build_app(
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,  # readable operationIds (api/openapi_product.py)
     )
     app.state.services = services
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
     if serve_api:
-        for module in (auth, users, conversations, messages, presence, files, webhooks, connectors):
+        for module in (auth, users, conversations, messages, presence, files, webhooks, connectors, v2_live):
             app.include_router(module.router)
         for module in (v2_conversations, v2_messages):  # API v2 (docs/api-v2.md)
             app.include_router(module.router)
@@ -126,5 +139,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for model in (PasswordGrant, RefreshGrant):
         components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     complete_openapi(schema, app.state.services, app.state.settings)  # what the server enforces beyond its models
+    base = app.state.settings.public_base_url  # else "/": the server that serves this document
+    polish(schema, servers=[{"url": base.rstrip("/") if base else "/", "description": "this server"}])
     app.openapi_schema = schema
     return schema

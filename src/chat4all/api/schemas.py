@@ -297,7 +297,11 @@ class CreateWebhook(Strict):
         min_length=1,
         max_length=10,
         examples=[["message.status", "file.completed"]],
-        description='event types to receive; omitted or ["*"]: every type, including types added later',
+        description=(
+            'event types to receive; omitted or ["*"]: every type, including types added later, except '
+            '`message.received` (every message addressed to you, with its content), which is received only '
+            'when named (e.g. ["*", "message.received"])'
+        ),
     )
 
 

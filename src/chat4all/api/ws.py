@@ -1,4 +1,5 @@
 """WebSocket /v1/ws (SPEC §2): pending messages first, then live traffic; ack, read, ping.
+``/v2/ws`` is the same socket with v2's frames added (docs/api-v2.md, services/live.py).
 
 Authentication, whichever the client can do (browsers cannot set headers on a WebSocket):
 the ``Authorization: Bearer`` header; the subprotocols ``["chat4all.v1", "bearer.<token>"]``
@@ -33,11 +34,13 @@ from chat4all.observability.logging import get_logger
 from chat4all.services.auth import AuthService, Session
 from chat4all.services.bundle import Services
 from chat4all.services.connections import CLOSE_TOO_BIG, Connection, ConnectionService, Overflow
+from chat4all.services.live import LiveService
 
 router = APIRouter()
 log = get_logger(__name__)
 
 SUBPROTOCOL = "chat4all.v1"
+SUBPROTOCOL_V2 = "chat4all.v2"  # /v2/ws answers it too
 BEARER_SUBPROTOCOL = "bearer."
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TRY_AGAIN = 1013
@@ -85,6 +88,17 @@ class _Auth:
 
 @router.websocket("/v1/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
+    await _serve(websocket, v2=False)
+
+
+@router.websocket("/v2/ws")
+async def websocket_endpoint_v2(websocket: WebSocket) -> None:
+    """v1's socket (same authentication, catch-up and frames) plus v2's frames: the user's own
+    messages from every device, other devices' receipts, typing and presence (docs/api-v2.md)."""
+    await _serve(websocket, v2=True)
+
+
+async def _serve(websocket: WebSocket, *, v2: bool) -> None:
     settings: Settings = websocket.app.state.settings
     services: Services = websocket.app.state.services
     hosts = _own_hosts(websocket, settings.public_base_url)
@@ -92,7 +106,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await websocket.close(code=CLOSE_POLICY)  # before accept: the handshake is answered 403
         return
     offered = websocket.scope.get("subprotocols") or ()
-    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    answered = next((p for p in (SUBPROTOCOL_V2, SUBPROTOCOL) if p in offered and (v2 or p == SUBPROTOCOL)), None)
+    await websocket.accept(subprotocol=answered)
     try:
         token = _handshake_token(websocket) or await _first_frame_token(websocket, settings.ws_auth_timeout_s)
         session = await services.auth.session(token)
@@ -108,7 +123,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     auth = _Auth(session)
     connections = services.connections
     try:
-        connection = await connections.open(session.username)
+        connection = await connections.open(session.username, v2=v2)
     except Unavailable:
         await websocket.close(code=CLOSE_TRY_AGAIN, reason="presence is unavailable; try again")
         return
@@ -117,7 +132,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         asyncio.create_task(
             _read(
                 websocket, connections, connection, settings.ws_heartbeat_timeout_s, services.auth, auth,
-                settings.ws_max_frame_bytes,
+                settings.ws_max_frame_bytes, services.live if v2 else None,
             )
         ),
         asyncio.create_task(_guard(websocket, services.auth, auth)),
@@ -188,6 +203,7 @@ async def _read(
     auth_service: AuthService,
     auth: _Auth,
     max_bytes: int,
+    live: LiveService | None = None,
 ) -> None:
     while True:
         try:
@@ -207,7 +223,10 @@ async def _read(
             connection.offer(await _reauthenticate(auth_service, auth, token))
             await connections.heartbeat(connection)
             continue
-        reply = await connections.on_client_frame(connection, raw)
+        if live is not None:
+            reply = await live.on_client_frame(connection, raw, connections)
+        else:
+            reply = await connections.on_client_frame(connection, raw)
         if reply is not None:
             connection.offer(reply)
 

@@ -14,10 +14,12 @@ from chat4all.domain.models import Message, StatusChange
 
 
 class Frame(NamedTuple):
-    """A ready-to-send WebSocket text frame; ``message_id`` lets a socket drop a repeat."""
+    """A ready-to-send WebSocket text frame; ``message_id`` lets a socket drop a repeat.
+    ``v2_only``: a frame only ``/v2/ws`` sockets receive (v1's sockets keep v1's traffic)."""
 
     message_id: str | None
     data: bytes
+    v2_only: bool = False
 
 
 def message_view(m: Message) -> dict[str, Any]:
@@ -36,6 +38,16 @@ def message_view(m: Message) -> dict[str, Any]:
 
 def message_frame(m: Message) -> Frame:
     return Frame(m.message_id, orjson.dumps({"type": "message", "message": message_view(m)}))
+
+
+def own_message_frame(m: Message) -> Frame:
+    """What the sender's own v2 sockets (every device) receive for a message it sent."""
+    return Frame(None, orjson.dumps({"type": "message", "own": True, "message": message_view(m)}), True)
+
+
+def v2_copy(frame: Frame) -> Frame:
+    """The same bytes, for v2 sockets only (nothing is encoded again)."""
+    return Frame(frame.message_id, frame.data, True)
 
 
 def status_frame(change: StatusChange) -> Frame:

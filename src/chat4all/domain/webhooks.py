@@ -28,14 +28,22 @@ EVENT_TYPE_HEADER = "Chat4All-Event-Type"
 ALL_EVENTS = "*"
 
 # the event types a webhook can subscribe to
-EventType = Literal["message.status", "file.completed", "message.updated", "message.deleted", "conversation.updated"]
+EventType = Literal[
+    "message.status", "file.completed", "message.received", "message.updated", "message.deleted", "conversation.updated"
+]
 MESSAGE_STATUS: EventType = "message.status"
 FILE_COMPLETED: EventType = "file.completed"
+MESSAGE_RECEIVED: EventType = "message.received"  # a message addressed to the webhook's owner (API v2)
 # API v2: a message edited or deleted, a conversation changed (docs/api-v2.md)
 MESSAGE_UPDATED: EventType = "message.updated"
 MESSAGE_DELETED: EventType = "message.deleted"
 CONVERSATION_UPDATED: EventType = "conversation.updated"
-EVENT_TYPES: tuple[EventType, ...] = (MESSAGE_STATUS, FILE_COMPLETED, MESSAGE_UPDATED, MESSAGE_DELETED, CONVERSATION_UPDATED)
+EVENT_TYPES: tuple[EventType, ...] = (
+    MESSAGE_STATUS, FILE_COMPLETED, MESSAGE_RECEIVED, MESSAGE_UPDATED, MESSAGE_DELETED, CONVERSATION_UPDATED
+)
+# types a webhook gets only when it names them ("*" does not include them): message.received
+# carries every message's content, which a webhook registered for "*" under v1 never asked for
+OPT_IN_EVENT_TYPES: tuple[EventType, ...] = (MESSAGE_RECEIVED,)
 
 # namespace of the deterministic event ids (uuid5)
 _EVENT_NAMESPACE = uuid.UUID("6f1d3c1e-5a43-4d3b-9a55-2f6c0c8e7b10")
@@ -60,7 +68,9 @@ class Webhook(BaseModel):
         return self.disabled_at is None
 
     def wants(self, event_type: str) -> bool:
-        return self.active and (ALL_EVENTS in self.events or event_type in self.events)
+        if not self.active:
+            return False
+        return event_type in self.events or (ALL_EVENTS in self.events and event_type not in OPT_IN_EVENT_TYPES)
 
 
 class DeliveryState(StrEnum):
@@ -86,12 +96,19 @@ def normalize_events(events: list[str] | None) -> tuple[str, ...]:
     unknown = [e for e in chosen if e != ALL_EVENTS and e not in EVENT_TYPES]
     if unknown:
         raise ValueError(f"unknown event types: {', '.join(unknown)}")
-    return (ALL_EVENTS,) if ALL_EVENTS in chosen else tuple(chosen)
+    if ALL_EVENTS in chosen:
+        return (ALL_EVENTS, *(e for e in chosen if e in OPT_IN_EVENT_TYPES))
+    return tuple(chosen)
 
 
 def status_event_id(message_id: str, username: str, channel: str, status: DeliveryStatus | str) -> str:
     """One id per status of one delivery: a status is reached at most once (it only moves forward)."""
     return str(uuid.uuid5(_EVENT_NAMESPACE, f"{MESSAGE_STATUS}|{message_id}|{username}|{channel}|{status}"))
+
+
+def received_event_id(message_id: str, recipient: str) -> str:
+    """One id per message and recipient, whatever the channels it went out on."""
+    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{MESSAGE_RECEIVED}|{message_id}|{recipient}"))
 
 
 def file_event_id(file_id: str, event_type: str = FILE_COMPLETED) -> str:

@@ -52,6 +52,9 @@ class MessageStore(Protocol):
 
     async def get_message(self, message_id: str) -> Message | None: ...
 
+    async def get_messages(self, message_ids: Sequence[str]) -> dict[str, Message]:
+        """Those of these messages that are stored, by id (one round trip)."""
+
     async def list_messages(
         self, conversation_id: str, *, viewer: str, since: int, limit: int
     ) -> list[Message]:

@@ -17,6 +17,7 @@ from chat4all.services.files import FileService
 from chat4all.services.groups import GroupService
 from chat4all.services.inbound import InboundService
 from chat4all.services.inbox import InboxService
+from chat4all.services.live import LiveService
 from chat4all.services.messages import MessageService
 from chat4all.services.notices import Notices
 from chat4all.services.timeline import TimelineService
@@ -50,3 +51,4 @@ class Services:
     inbound: InboundService  # calls from channel providers (connectors)
     readiness: Readiness
     v2: V2Services | None = None
+    live: LiveService | None = None  # v2's typing and presence push (services/live.py)

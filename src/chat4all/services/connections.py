@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -56,8 +56,9 @@ class Ended(Exception):
 
 
 class Connection:
-    def __init__(self, username: str, *, queue_size: int) -> None:
+    def __init__(self, username: str, *, queue_size: int, v2: bool = False) -> None:
         self.username = username
+        self.v2 = v2  # a /v2/ws socket: also receives the frames only v2 defines (domain/frames.py)
         self.connection_id = new_id()
         self._queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=queue_size)
         self.overflowed = False
@@ -80,7 +81,7 @@ class Connection:
         return decision.allowed
 
     def offer(self, frame: Frame) -> None:
-        if self.overflowed:
+        if self.overflowed or (frame.v2_only and not self.v2):
             return
         try:
             self._queue.put_nowait(frame)
@@ -164,8 +165,11 @@ class ConnectionService:
         max_sockets_per_user: int = 20,
         pings_per_minute: int = 60,
         clock: Clock = system_clock,
+        on_presence: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         self._clock = clock
+        # told of every online/offline transition of a user (services/live.py pushes it)
+        self.on_presence = on_presence
         self._max_sockets = max_sockets_per_user
         self._pings_per_minute = pings_per_minute
         self._open: dict[str, list[Connection]] = {}  # the user's sockets on this node, oldest first
@@ -177,10 +181,10 @@ class ConnectionService:
         self._node = node_id
         self._queue_size = queue_size
 
-    async def open(self, username: str) -> Connection:
+    async def open(self, username: str, *, v2: bool = False) -> Connection:
         """Raises Unavailable (and holds nothing) if presence cannot record the socket: a socket
         the routers cannot find would get no live traffic."""
-        connection = Connection(username, queue_size=self._queue_size)
+        connection = Connection(username, queue_size=self._queue_size, v2=v2)
         mine = self._open.setdefault(username, [])
         mine.append(connection)
         while len(mine) > self._max_sockets:  # the oldest makes room (a client that leaks sockets)
@@ -268,6 +272,8 @@ class ConnectionService:
             await self._announce(username, status)
         except Unavailable:
             log.info("presence event not appended: the event log is unavailable", username=username, status=status)
+        if self.on_presence is not None:  # must not raise nor wait long: it only starts the push
+            await self.on_presence(username, status)
 
     async def _announce(self, username: str, status: str) -> None:
         event = PresenceEvent(username=username, status=status, at=self._clock(), node=self._node)

@@ -19,7 +19,7 @@ from typing import Protocol
 from chat4all.batching import GroupCommit
 from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.errors import Unavailable
-from chat4all.domain.frames import status_frame
+from chat4all.domain.frames import status_frame, v2_copy
 from chat4all.domain.models import Message, StatusChange
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
@@ -28,6 +28,7 @@ from chat4all.observability.tracing import current_traceparent
 from chat4all.ports import ConnectorLink, DeliveryKey, DeliveryStore, Moved, NewMessage, PersistResult, Push, Receipt
 
 MAX_IDS_PER_RECEIPT = 1000
+_RECEIPTS = (DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 log = get_logger(__name__)
 
 
@@ -151,7 +152,13 @@ class DeliveryService:
                 await self._relay.drain()
             else:
                 self._relay.wake()
-        frames = [(message.sender, status_frame(change)) for message, changes in moved for change in changes]
+        frames = []
+        for message, changes in moved:
+            for change in changes:
+                frame = status_frame(change)
+                frames.append((message.sender, frame))
+                if change.status in _RECEIPTS:  # the reader's other devices (v2 sockets) see it too
+                    frames.append((change.username, v2_copy(frame)))
         if not frames:
             return
         try:

@@ -6,7 +6,10 @@ The channel's connector authenticates and parses the call into InboundEvents; th
   (DELIVERED, READ) through the delivery service — forward only, like any receipt;
 - a message posts into the platform as the user mapped to the identity, in the conversation
   of the bridged message it replies to, else of the last message bridged to them (R14.3). Its
-  message_id derives from the provider's id, so a provider's redelivery is a duplicate.
+  message_id derives from the provider's id, so a provider's redelivery is a duplicate. It goes
+  to the other members on every channel they are reachable on (``"all"``: their sockets and
+  each channel identity they mapped), so a WhatsApp user's reply reaches an Instagram member
+  over Instagram, each delivery with its own status like any outbound message.
 
 A message from an identity nobody holds yet may carry the code of a pending claim of it: then
 it links the identity to the claimant (``UserService.prove``) and is not posted anywhere.
@@ -31,6 +34,7 @@ from chat4all.connectors.hub import ConnectorHub
 from chat4all.domain import identities
 from chat4all.domain.errors import Chat4AllError, InvalidInput, NotFound, Unavailable
 from chat4all.domain.ids import parse_uuid
+from chat4all.domain.models import ALL_CHANNELS
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability.logging import get_logger
 from chat4all.ports import ConnectorLinks, MetadataStore
@@ -132,6 +136,7 @@ class InboundService:
                 conversation_id=link.conversation_id,
                 message_id=inbound_message_id(channel, event.external_id, event.provider_message_id),
                 payload={"type": "text", "text": event.text},
+                channels=[ALL_CHANNELS],  # bridged to the other members' channels too
                 metadata={"via": channel},
             )
         except Unavailable:

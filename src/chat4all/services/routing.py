@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.events import MessageEvent
-from chat4all.domain.frames import Frame, message_frame
+from chat4all.domain.frames import Frame, message_frame, own_message_frame
 from chat4all.domain.models import ALL_CHANNELS, INTERNAL, Message, StatusChange
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
@@ -148,9 +148,11 @@ class RoutingService:
             frame = message_frame(m)  # encoded once, the same bytes for every socket
             recipients = [u for u, c in targets.get(m.message_id, ()) if c == INTERNAL]
             frames.extend((u, frame) for u in recipients)
+            # the sender's other devices (v2 sockets only): what it sent, marked own
+            frames.append((m.sender, own_message_frame(m)))
         if frames:
             await self._push.send(frames)
-            metrics.MESSAGES.labels("pushed").inc(len(frames))
+            metrics.MESSAGES.labels("pushed").inc(len(frames) - len(messages))  # not the own copies
 
 
 def _chunks(batch: list[NewMessage], max_deliveries: int) -> list[list[NewMessage]]:

@@ -19,15 +19,18 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from chat4all.domain.events import FileEvent, StatusEvent
+from chat4all.domain.frames import message_view
 from chat4all.domain.models import StatusChange
 from chat4all.domain.status import DeliveryStatus
 from chat4all.domain.webhooks import (
     FILE_COMPLETED,
+    MESSAGE_RECEIVED,
     MESSAGE_STATUS,
     EventType,
     Webhook,
     callback_body,
     file_event_id,
+    received_event_id,
     status_event_id,
 )
 from chat4all.ports import Callback, MessageStore, WebhookOutbox
@@ -113,6 +116,62 @@ def _steps(history: Sequence[StatusChange], event: StatusEvent, event_ids: set[s
         and status_event_id(h.message_id, h.username, h.channel, h.status) in event_ids
         and h.at >= since
     ]
+
+
+class ReceivedCallbacks:
+    """``status.events`` → ``message.received`` callbacks for the message's recipients (API v2).
+
+    The router already stores a SENT status (and its StatusEvent, through the outbox) for every
+    delivery in the transaction that persists the message: that event is the signal, so the hot
+    path writes nothing more. One callback per message and recipient (event id from both), the
+    message read in one query per batch and only for recipients whose webhooks want it. Its own
+    consumer group on the topic (``name``), beside the status callbacks'.
+    """
+
+    topic = StatusEvent.topic
+    name = MESSAGE_RECEIVED
+
+    def __init__(self, *, messages: MessageStore) -> None:
+        self._messages = messages
+
+    def decode(self, raw: bytes) -> StatusEvent:
+        event = StatusEvent.decode(raw)
+        assert isinstance(event, StatusEvent)
+        return event
+
+    def owner(self, event: StatusEvent) -> str:
+        return event.username
+
+    async def callbacks(
+        self, events: Sequence[StatusEvent], webhooks: Mapping[str, Sequence[Webhook]]
+    ) -> list[Callback]:
+        wanted = [
+            (e, w)
+            for e in events
+            if e.status is DeliveryStatus.SENT
+            for w in webhooks.get(e.username, ())
+            if w.wants(MESSAGE_RECEIVED)
+        ]
+        if not wanted:
+            return []
+        stored = await self._messages.get_messages(sorted({e.message_id for e, _ in wanted}))
+        callbacks: dict[tuple[str, str], Callback] = {}
+        for event, webhook in wanted:
+            message = stored.get(event.message_id)
+            if message is None or message.created_at < webhook.created_at:
+                continue  # not stored (cannot be: SENT is written with it), or before the webhook
+            data = {"recipient": event.username, "message": received_view(message)}
+            event_id = received_event_id(event.message_id, event.username)
+            _add(
+                callbacks,
+                _callback(webhook, event_id, MESSAGE_RECEIVED, event.message_id, event.at, data, event.traceparent),
+            )
+        return list(callbacks.values())
+
+
+def received_view(message: Any) -> dict[str, Any]:
+    """The message as v2 shows it (docs/api-v2.md): v1's view plus kind, edited_at, deleted."""
+    return {**message_view(message), "kind": "user", "edited_at": None, "deleted": False}
 
 
 class FileCallbacks:

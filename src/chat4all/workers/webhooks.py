@@ -34,7 +34,7 @@ class WebhookIntake(Worker):
         batch_size: int,
     ) -> None:
         super().__init__(consumer, batch_size=batch_size)
-        self.name = f"webhooks-{source.topic}"
+        self.name = f"webhooks-{getattr(source, 'name', source.topic)}"
         self._source = source
         self._registry = registry
         self._outbox = outbox

@@ -151,6 +151,13 @@ class SqlMessageStore:
             row = (await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(messages.c.message_id == message_id))).first()
         return _message(row) if row else None
 
+    async def get_messages(self, message_ids: Sequence[str]) -> dict[str, Message]:
+        if not message_ids:
+            return {}
+        async with self._db.read() as conn:
+            rows = await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(messages.c.message_id.in_(list(message_ids))))
+        return {m.message_id: m for m in map(_message, rows)}
+
     async def list_messages(self, conversation_id: str, *, viewer: str, since: int, limit: int) -> list[Message]:
         addressed_to_viewer = (
             sa.select(deliveries.c.message_id)
