@@ -41,7 +41,7 @@ async def test_every_v2_route_is_documented_with_examples(server: RunningServer)
     assert V2_OPERATIONS <= found, V2_OPERATIONS - found
     for path, method in V2_OPERATIONS:
         operation = document["paths"][path][method]
-        assert operation["operationId"].startswith("v2_") or path == "/v2/messages/{message_id}/status", operation
+        assert operation["operationId"].endswith("V2") or path == "/v2/messages/{message_id}/status", operation
         responses = operation["responses"]
         assert "401" in responses, (path, method)
         for status, answer in responses.items():

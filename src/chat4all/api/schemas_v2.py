@@ -62,7 +62,7 @@ class V2Message(BaseModel):
     )
     metadata: dict[str, Any]
     created_at: datetime
-    edited_at: datetime | None
+    edited_at: datetime | None = None  # a default: the OpenAPI document drops null example values
     deleted: bool
 
     model_config = ConfigDict(populate_by_name=True, json_schema_extra={"examples": [_MESSAGE_EXAMPLE, _SYSTEM_EXAMPLE]})
@@ -96,7 +96,7 @@ class ConversationSummary(BaseModel):
 
 class Inbox(BaseModel):
     items: list[ConversationSummary]
-    next_cursor: str | None = Field(description="the `cursor` of the next (older) page; null on the last page")
+    next_cursor: str | None = Field(None, description="the `cursor` of the next (older) page; null on the last page")
     sync_token: str = Field(description="give it as `since` to get only what changed after this answer")
 
     model_config = ConfigDict(
@@ -131,8 +131,8 @@ class SetRole(Strict):
 
 class Timeline(BaseModel):
     items: list[V2Message] = Field(description="ascending by sequence_number")
-    prev_cursor: int | None = Field(description="`before` for the older page; null at the start")
-    next_cursor: int | None = Field(description="`after` for the newer page; null when this page reaches the latest")
+    prev_cursor: int | None = Field(None, description="`before` for the older page; null at the start")
+    next_cursor: int | None = Field(None, description="`after` for the newer page; null when this page reaches the latest")
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"items": [_MESSAGE_EXAMPLE, _SYSTEM_EXAMPLE], "prev_cursor": 42, "next_cursor": None}]}

@@ -27,7 +27,7 @@ from chat4all.services.groups import UNSET
 
 router = APIRouter(prefix="/v2/conversations", tags=["v2 conversations"])
 
-@router.get("", response_model=Inbox, responses=responses(401, 422), operation_id="v2_list_conversations")
+@router.get("", response_model=Inbox, responses=responses(401, 422), operation_id="listConversationsV2")
 async def inbox(
     user: CurrentUser,
     v2: V2,
@@ -46,7 +46,7 @@ async def inbox(
 
 @router.post(
     "", status_code=201, response_model=ConversationSummary, responses=responses(400, 401, 422, 429),
-    operation_id="v2_create_conversation",
+    operation_id="createConversationV2",
 )
 async def create(body: CreateConversationV2, user: CurrentUser, v2: V2) -> Any:
     """As v1 (a private conversation again for the same pair returns the existing one), with a
@@ -59,7 +59,7 @@ async def create(body: CreateConversationV2, user: CurrentUser, v2: V2) -> Any:
 
 @router.get(
     "/{conversation_id:id}", response_model=ConversationSummary, responses=responses(401, 404),
-    operation_id="v2_get_conversation",
+    operation_id="getConversationV2",
 )
 async def get(conversation_id: str, user: CurrentUser, v2: V2) -> Any:
     return await v2.inbox.summary(conversation_id, viewer=user)
@@ -67,7 +67,7 @@ async def get(conversation_id: str, user: CurrentUser, v2: V2) -> Any:
 
 @router.patch(
     "/{conversation_id:id}", response_model=ConversationSummary, responses=responses(400, 401, 403, 404, 422),
-    operation_id="v2_update_conversation",
+    operation_id="updateConversationV2",
 )
 async def update(conversation_id: str, body: UpdateConversation, user: CurrentUser, v2: V2) -> Any:
     """Renames the group or sets its topic (owner or admin); each change is a system message."""
@@ -82,7 +82,7 @@ async def update(conversation_id: str, body: UpdateConversation, user: CurrentUs
 
 @router.post(
     "/{conversation_id:id}/members", response_model=ConversationSummary, responses=responses(400, 401, 403, 404, 422),
-    operation_id="v2_add_members",
+    operation_id="addMembersV2",
 )
 async def add_members(conversation_id: str, body: AddMembers, user: CurrentUser, v2: V2) -> Any:
     """Adds members (owner or admin); those already members are ignored."""
@@ -94,7 +94,7 @@ UsernamePath = Annotated[str, Path(max_length=64, description="a member's userna
 
 @router.delete(
     "/{conversation_id:id}/members/{username}", status_code=204, responses=responses(401, 403, 404, 422),
-    operation_id="v2_remove_member",
+    operation_id="removeMemberV2",
 )
 async def remove_member(conversation_id: str, username: UsernamePath, user: CurrentUser, v2: V2) -> Response:
     """The owner removes anyone, an admin removes members; removing yourself is leaving."""
@@ -104,7 +104,7 @@ async def remove_member(conversation_id: str, username: UsernamePath, user: Curr
 
 @router.post(
     "/{conversation_id:id}/leave", status_code=204, responses=responses(401, 404, 422),
-    operation_id="v2_leave_conversation",
+    operation_id="leaveConversationV2",
 )
 async def leave(conversation_id: str, user: CurrentUser, v2: V2) -> Response:
     """An owner who leaves passes ownership to the earliest admin, else the earliest member."""
@@ -114,7 +114,7 @@ async def leave(conversation_id: str, user: CurrentUser, v2: V2) -> Response:
 
 @router.put(
     "/{conversation_id:id}/members/{username}/role", response_model=ConversationSummary,
-    responses=responses(400, 401, 403, 404, 422), operation_id="v2_set_member_role",
+    responses=responses(400, 401, 403, 404, 422), operation_id="setMemberRoleV2",
 )
 async def set_role(conversation_id: str, username: UsernamePath, body: SetRole, user: CurrentUser, v2: V2) -> Any:
     """Owner only; giving `owner` makes you an admin."""
@@ -123,7 +123,7 @@ async def set_role(conversation_id: str, username: UsernamePath, body: SetRole, 
 
 @router.get(
     "/{conversation_id:id}/messages", response_model=Timeline, responses=responses(401, 404, 422),
-    operation_id="v2_conversation_messages",
+    operation_id="conversationMessagesV2",
 )
 async def messages(
     conversation_id: str,
@@ -146,7 +146,7 @@ async def messages(
 
 @router.post(
     "/{conversation_id:id}/read", response_model=ReadCursorOut, responses=responses(400, 401, 404, 422),
-    operation_id="v2_mark_read",
+    operation_id="markReadV2",
 )
 async def read(conversation_id: str, body: ReadUpTo, user: CurrentUser, v2: V2) -> Any:
     """Marks everything up to `up_to_sequence` READ for you (a status event and webhook per

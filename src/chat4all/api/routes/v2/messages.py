@@ -27,7 +27,7 @@ router = APIRouter(prefix="/v2/messages", tags=["v2 messages"])
         200: {"model": MessageAccepted, "description": "A duplicate message_id: the original's current status"},
         **responses(400, 401, 403, 404, 409, 413, 422, 503),
     },
-    operation_id="v2_send_message",
+    operation_id="sendMessageV2",
 )
 async def send(
     body: SendMessage,
@@ -41,14 +41,14 @@ async def send(
     return v1.accepted_response(await v1.accept(v1.with_idempotency_key(body, idempotency_key), user, services))
 
 
-@router.get("/{message_id:id}", response_model=V2Message, responses=responses(401, 404), operation_id="v2_get_message")
+@router.get("/{message_id:id}", response_model=V2Message, responses=responses(401, 404), operation_id="getMessageV2")
 async def get(message_id: str, user: CurrentUser, v2: V2) -> Any:
     return v2_message(await v2.timeline.get(message_id, viewer=user))
 
 
 @router.patch(
     "/{message_id:id}", response_model=V2Message, responses=responses(400, 401, 403, 404, 409, 413, 422),
-    operation_id="v2_edit_message",
+    operation_id="editMessageV2",
 )
 async def edit(message_id: str, body: EditMessage, user: CurrentUser, v2: V2) -> Any:
     """The sender edits the text or the metadata; every version is kept."""
@@ -57,7 +57,7 @@ async def edit(message_id: str, body: EditMessage, user: CurrentUser, v2: V2) ->
 
 
 @router.delete(
-    "/{message_id:id}", status_code=204, responses=responses(401, 403, 404), operation_id="v2_delete_message"
+    "/{message_id:id}", status_code=204, responses=responses(401, 403, 404), operation_id="deleteMessageV2"
 )
 async def delete(message_id: str, user: CurrentUser, v2: V2) -> Response:
     """The sender, or an owner or admin of the group, deletes it: a tombstone keeps its place."""
@@ -67,7 +67,7 @@ async def delete(message_id: str, user: CurrentUser, v2: V2) -> Response:
 
 @router.get(
     "/{message_id:id}/versions", response_model=MessageVersions, responses=responses(401, 404),
-    operation_id="v2_message_versions",
+    operation_id="messageVersionsV2",
 )
 async def versions(message_id: str, user: CurrentUser, v2: V2) -> Any:
     found = await v2.timeline.versions(message_id, viewer=user)
@@ -76,7 +76,7 @@ async def versions(message_id: str, user: CurrentUser, v2: V2) -> Any:
 
 @router.get(
     "/{message_id:id}/status", response_model=MessageStatusOut, responses=responses(401, 404),
-    operation_id="v2_message_status",
+    operation_id="messageStatusV2",
 )
 async def status(message_id: str, user: CurrentUser, services: ServicesDep) -> MessageStatusOut:
     """As v1: only the sender sees it."""
