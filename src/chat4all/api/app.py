@@ -20,6 +20,7 @@ from chat4all.api.middleware import BodyLimit, JsonBody, RequestContext
 from chat4all.api.openapi import complete_openapi
 from chat4all.api.routes import auth, blobs, conversations, files, health, messages, presence, users, webhooks
 from chat4all.api.routes import connectors
+from chat4all.api.routes import web as web_app
 from chat4all.api.schemas import PasswordGrant, RefreshGrant
 from chat4all.config import Settings
 from chat4all.observability import heap
@@ -61,7 +62,7 @@ def create_app(
         title="Chat4All",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/api-docs",
+        docs_url=None,  # /api-docs: routes/web.py, from the package's own Swagger UI assets
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=lifespan,
@@ -75,6 +76,7 @@ def create_app(
         app.include_router(ws.router)
         if isinstance(runtime.blobs, LocalBlobStore):  # the app serves the local disk's signed URLs
             app.include_router(blobs.router)
+        web_app.install(app)  # the web app at / and Swagger UI at /api-docs
     if role in (Role.ALL, Role.API):
         app.add_middleware(SendFastPath)  # innermost: inside the body limit and the trace context
     app.add_middleware(JsonBody, form_paths=frozenset({"/v1/auth/token"}), exempt_prefixes=(f"{BLOB_URL_PREFIX}/",))

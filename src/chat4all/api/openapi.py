@@ -76,6 +76,38 @@ def complete_openapi(schema: dict[str, Any], runtime: Any) -> None:
                     parameter["schema"] = {"type": "string", **USERNAME_DOC}
     _enforced_limits(components, runtime.settings, [INTERNAL, ALL_CHANNELS, *external])
     _links(schema)
+    _oauth2_errors(schema, components)
+
+
+OAUTH2_ERROR = {
+    "type": "object",
+    "title": "OAuth2Error",
+    "description": "The token endpoint's errors, as OAuth2 answers them (RFC 6749 §5.2), with the platform's "
+    "own `code`, `details` and `trace_id` beside them",
+    "required": ["error", "error_description", "code"],
+    "properties": {
+        "error": {
+            "type": "string",
+            "enum": ["invalid_grant", "invalid_request", "unsupported_grant_type", "temporarily_unavailable", "server_error"],
+        },
+        "error_description": {"type": "string"},
+        "code": {"type": "string", "examples": ["unauthenticated"]},
+        "details": {},
+        "trace_id": {"type": ["string", "null"]},
+    },
+    "examples": [{"error": "invalid_grant", "error_description": "wrong username or password", "code": "unauthenticated"}],
+}
+
+
+def _oauth2_errors(schema: dict[str, Any], components: dict[str, Any]) -> None:
+    """api/errors.py: the token endpoint answers its errors in OAuth2's shape."""
+    operation = schema.get("paths", {}).get("/v1/auth/token", {}).get("post")
+    if operation is None:
+        return
+    components["OAuth2Error"] = OAUTH2_ERROR
+    for status, response in operation.get("responses", {}).items():
+        if status[0] in "45":
+            response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/OAuth2Error"}}}
 
 
 def _enforced_limits(components: dict[str, Any], settings: Any, channels: list[str]) -> None:
