@@ -54,7 +54,7 @@ export class Upload {
   private readonly inflight = new Map<number, XMLHttpRequest>();
   private readonly inflightBytes = new Map<number, number>();
   private hash: Promise<string> | null = null;
-  private running: Promise<FileInfo> | null = null;
+  private running: Promise<void> | null = null;
   private paused = false;
   private finished: { resolve: (f: FileInfo) => void; reject: (e: Error) => void } | null = null;
   readonly result: Promise<FileInfo>;
@@ -83,7 +83,8 @@ export class Upload {
   start(): Promise<FileInfo> {
     globalThis.addEventListener?.("online", this.online);
     this.hash ??= sha256(this.blob, (f) => this.report({ hashed: f }));
-    void this.run();
+    this.hash.catch(() => {});
+    this.run();
     return this.result;
   }
 
@@ -96,7 +97,7 @@ export class Upload {
 
   resume(): Promise<FileInfo> {
     this.paused = false;
-    if (!this.running) void this.run();
+    if (!this.running) this.run();
     return this.result;
   }
 
@@ -110,12 +111,12 @@ export class Upload {
     this.finished?.reject(new Error("cancelled"));
   }
 
-  private run(): Promise<FileInfo> {
+  private run(): void {
     this.running = this.attempt().finally(() => (this.running = null));
-    return this.running;
   }
 
-  private async attempt(): Promise<FileInfo> {
+  /** One go at it: ends when the upload is done, paused, failed or interrupted. */
+  private async attempt(): Promise<void> {
     try {
       let parts: PartUrl[];
       if (!this.fileId) {
@@ -138,40 +139,38 @@ export class Upload {
       } else {
         const state = await this.client.uploadState(this.fileId);
         this.partSize = state.part_size;
-        if (state.status === "completed") return this.succeed(await this.client.getFile(this.fileId));
+        if (state.status === "completed") return await this.succeed(await this.client.getFile(this.fileId));
         if (state.status === "failed") throw new Error("the server gave this upload up");
         this.doneBytes = state.uploaded_parts.reduce((sum, p) => sum + p.size, 0);
         parts = state.missing_parts;
       }
       this.report({ phase: "uploading", sent: this.doneBytes });
       await this.sendParts(parts);
-      if (this.paused) return this.result;
+      if (this.paused) return;
       this.report({ phase: "completing" });
       const digest = await this.hash!;
       const file = await this.client.completeUpload(this.fileId, digest);
-      return this.succeed(file);
+      await this.succeed(file);
     } catch (error) {
-      if (this.paused) return this.result;
+      if (this.paused) return;
       if (error instanceof ApiError && error.status < 500 && error.status !== 408 && error.status !== 429) {
         this.report({ phase: "failed", error: error.message });
         if (this.fileId) await this.options.store?.delete(this.fileId);
         this.finished?.reject(error);
-        return this.result;
+        return;
       }
       // the network went away (or the server): wait for it and go on from the upload state
       this.report({ phase: "interrupted", error: String((error as Error).message ?? error) });
       if (globalThis.navigator?.onLine !== false)
         setTimeout(() => this.progressValue.phase === "interrupted" && !this.running && this.run(), 2000);
-      return this.result;
     }
   }
 
-  private async succeed(file: FileInfo): Promise<FileInfo> {
+  private async succeed(file: FileInfo): Promise<void> {
     globalThis.removeEventListener?.("online", this.online);
     if (this.fileId) await this.options.store?.delete(this.fileId);
     this.report({ phase: "done", sent: this.blob.size });
     this.finished?.resolve(file);
-    return file;
   }
 
   private async sendParts(parts: PartUrl[]): Promise<void> {
