@@ -80,6 +80,7 @@ export class Store {
   private readSent = new Set<string>();
   private uploadStore: UploadStore | null = null;
   private typingSentAt = new Map<string, number>();
+  private outbox = new Map<string, Promise<void>>();
   private scheduled = false;
 
   constructor() {
@@ -454,19 +455,36 @@ export class Store {
     if (conversation) conversation.lastActivity = shown.created_at;
     this.changed();
     this.typingStop(conversationId);
-    // the same message_id on every try: a retry after a lost answer is a duplicate, not a second message
+    // one send at a time per conversation, so messages are stored in the order they were written
+    const previous = this.outbox.get(conversationId) ?? Promise.resolve();
+    const mine = previous.then(() => this.deliver(conversationId, messageId, shown, payload, channels));
+    this.outbox.set(conversationId, mine);
+    await mine;
+  }
+
+  /** Sends until the server has it; the same message_id on every try, so a retry after a lost
+   * answer is a duplicate, not a second message. Gives up only on an answer that a retry cannot change. */
+  private async deliver(
+    conversationId: string,
+    messageId: string,
+    shown: ShownMessage,
+    payload: { type: "text"; text: string } | { type: "file"; file_id: string },
+    channels?: string[],
+  ): Promise<void> {
+    const view = this.view(conversationId);
     for (let attempt = 0; ; attempt++) {
+      if (!this.me) return;
       try {
         await this.client.send({ message_id: messageId, conversation_id: conversationId, payload, channels });
         break;
       } catch (error) {
         const retriable = !(error instanceof ApiError) || error.status >= 500 || error.status === 429;
-        if (!retriable || attempt >= 5) {
+        if (!retriable) {
           view.messages.set(messageId, { ...shown, failed: (error as Error).message });
           this.changed();
           return;
         }
-        await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+        await new Promise((r) => setTimeout(r, Math.min(5000, 300 * 2 ** attempt)));
       }
     }
     void this.stored(conversationId, messageId);
