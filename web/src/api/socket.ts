@@ -36,13 +36,17 @@ export class LiveSocket {
   private readonly stateListeners = new Set<StateListener>();
   private readonly openListeners = new Set<(reconnected: boolean) => void>();
   private everOpened = false;
+  private v2: boolean;
+  private v2Failures = 0;
   private readonly online = () => this.reconnectNow();
   private readonly offline = () => this.setState("offline");
 
   constructor(
     private readonly client: Chat4AllClient,
     private readonly options: LiveSocketOptions = {},
-  ) {}
+  ) {
+    this.v2 = options.v2 ?? false;
+  }
 
   get state(): ConnectionState {
     return this.stateValue;
@@ -96,7 +100,7 @@ export class LiveSocket {
 
   private url(): string {
     const base = this.client.baseUrl || globalThis.location.origin;
-    return `${base.replace(/^http/, "ws")}/${this.options.v2 ? "v2" : "v1"}/ws`;
+    return `${base.replace(/^http/, "ws")}/${this.v2 ? "v2" : "v1"}/ws`;
   }
 
   private open(): void {
@@ -117,7 +121,9 @@ export class LiveSocket {
     }
     this.ws = ws;
     let authFailed = false;
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       this.attempts = 0;
       const reconnected = this.everOpened;
       this.everOpened = true;
@@ -142,6 +148,8 @@ export class LiveSocket {
       this.ws = null;
       this.clearTimers();
       if (this.stopped) return;
+      // a proxy that does not pass /v2/ws on (an older gateway): v1's socket carries the same traffic
+      if (this.v2 && !opened && !this.everOpened && ++this.v2Failures >= 3) this.v2 = false;
       if (event.code === 4401 || authFailed) {
         // the token expired or the session ended: one refresh, then reconnect (or stay signed out)
         this.setState("reconnecting");

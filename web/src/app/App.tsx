@@ -124,6 +124,7 @@ function Main({ store, theme, toggleTheme }: { store: Store; theme: Theme; toggl
             <span class="name" data-testid="me">{store.me!.username}</span>
           </div>
           <ConnectionBadge state={store.connection} />
+          <button class="small" onClick={() => void store.signOut()} data-testid="sign-out">Sign out</button>
         </header>
         <nav class="tools" aria-label="App">
           <button onClick={() => setDialog("new")} class="primary" data-testid="new-chat">New chat</button>
@@ -131,8 +132,7 @@ function Main({ store, theme, toggleTheme }: { store: Store; theme: Theme; toggl
           <button onClick={toggleTheme} aria-label={theme === "dark" ? "Use the light theme" : "Use the dark theme"}>
             {theme === "dark" ? "☀" : "☾"}
           </button>
-          <a class="button" href="/api-docs" title="The HTTP API, with Swagger UI">API</a>
-          <button onClick={() => void store.signOut()} data-testid="sign-out">Sign out</button>
+          <a class="button" href="/api-docs" title="The HTTP API, with Swagger UI">API docs</a>
         </nav>
         <Inbox store={store} openId={openId} />
       </aside>
