@@ -139,3 +139,47 @@ async def test_an_upload_goes_on_after_a_reload_and_an_image_is_previewed(
     preview = ben.page.locator("img.preview[alt='dot.png']")
     await preview.wait_for()
     assert await preview.evaluate("img => img.complete && img.naturalWidth === 1")
+
+
+async def test_pause_stops_sending_and_resume_sends_only_what_is_missing(
+    browser: Any, server: RunningServer, tmp_path: Path
+) -> None:
+    ann = await Person.open(browser, server.base_url, "ann")
+    ben = await Person.open(browser, server.base_url, "ben")
+    await ann.sign_up()
+    await ben.sign_up()
+    await ann.start_chat("ben")
+    source = tmp_path / "paused.bin"
+    expected = make_file(source, 4 * PART)
+    stored: list[int] = []
+    held: list[Any] = []
+
+    async def first_then_hold(route: Any) -> None:
+        number = int(route.request.url.split("/parts/")[1].split("?")[0])
+        if number == 1 and not stored:
+            response = await route.fetch()
+            stored.append(number)
+            await route.fulfill(response=response)
+        else:
+            held.append(route)  # in flight until Pause aborts it
+
+    await ann.page.route("**/parts/*", first_then_hold)
+    await ann.page.get_by_test_id("file-input").set_input_files(str(source))
+    upload = ann.page.get_by_test_id("upload")
+    await ann.page.wait_for_function("() => chat4all.uploads[0]?.progress.sent >= %d" % PART)
+    await upload.get_by_test_id("pause").click()
+    await upload.and_(ann.page.locator('[data-phase="paused"]')).wait_for()
+    await ann.page.unroute("**/parts/*")
+    sent_while_paused: list[str] = []
+    ann.page.on("request", lambda r: "/parts/" in r.url and sent_while_paused.append(r.url))
+    await ann.page.wait_for_timeout(500)  # a paused upload sends nothing, however long it waits
+    assert sent_while_paused == []
+    assert await upload.get_by_test_id("upload-percent").inner_text() == "paused 25%"
+
+    await upload.get_by_test_id("resume").click()
+    await upload.wait_for(state="detached")
+    resumed = sorted(int(u.split("/parts/")[1].split("?")[0]) for u in sent_while_paused)
+    assert resumed == [2, 3, 4], resumed  # part 1 was stored: not sent again
+    await ben.open_chat("ann")
+    await ben.page.get_by_test_id("download").filter(has_text="paused.bin").wait_for()
+    assert await ben.page.get_by_test_id("file").get_attribute("data-sha256") == expected

@@ -176,10 +176,7 @@ export class Upload {
   private async sendParts(parts: PartUrl[]): Promise<void> {
     const queue = [...parts];
     const worker = async () => {
-      for (let part = queue.shift(); part && !this.paused; part = queue.shift()) {
-        const size = await this.put(part);
-        this.doneBytes += size;
-      }
+      for (let part = queue.shift(); part && !this.paused; part = queue.shift()) await this.put(part);
     };
     await Promise.all(Array.from({ length: Math.min(this.options.concurrency ?? 3, parts.length) }, worker));
   }
@@ -198,9 +195,10 @@ export class Upload {
       const done = (error?: Error) => {
         this.inflight.delete(part.part_number);
         this.inflightBytes.delete(part.part_number);
+        if (!error) this.doneBytes += body.size;
+        this.reportSent();
         if (error) reject(error);
         else resolve(body.size);
-        this.reportSent();
       };
       xhr.onload = () => {
         if (xhr.status >= 200 && xhr.status < 300) done();
