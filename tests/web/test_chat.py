@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from tests.conftest import RunningServer, wait_until
 from tests.web.conftest import Person, require_v2
 
@@ -106,3 +108,26 @@ async def test_a_group_gains_a_third_person_v2(browser: Any, server: RunningServ
     await cat.message("hi cat").wait_for()
     await ben.message("hi cat").wait_for()
     await ann.page.get_by_text("ann added cat").wait_for()
+
+
+async def test_an_expired_access_token_is_refreshed_and_the_refresh_token_rotates(browser: Any, server: RunningServer) -> None:
+    ann = await Person.open(browser, server.base_url, "ann")
+    await ann.sign_up()
+    before = await ann.page.evaluate("JSON.parse(localStorage.getItem('chat4all.tokens'))")
+    # the access token stops working (as when it expires); the refresh token still does
+    await ann.page.evaluate(
+        "localStorage.setItem('chat4all.tokens', JSON.stringify({...JSON.parse(localStorage.getItem('chat4all.tokens')), access_token: 'expired'}))"
+    )
+    await ann.page.reload()
+    await ann.page.get_by_test_id("me").filter(has_text="ann").wait_for()
+    await ann.online()
+    after = await ann.page.evaluate("JSON.parse(localStorage.getItem('chat4all.tokens'))")
+    assert after["access_token"] not in ("expired", before["access_token"])
+    assert after["refresh_token"] != before["refresh_token"]  # rotated: the old one is spent
+    # the session is ended elsewhere (another device signs out): the socket closes (4401), the
+    # refresh fails, and the app shows the sign-in page by itself
+    async with httpx.AsyncClient() as http:
+        ended = await http.post(f"{server.base_url}/v1/auth/logout", json={"refresh_token": after["refresh_token"]})
+    assert ended.status_code == 204
+    await ann.page.get_by_role("heading", name="Sign in").wait_for()
+    assert await ann.page.evaluate("localStorage.getItem('chat4all.tokens')") is None

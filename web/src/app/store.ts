@@ -651,6 +651,8 @@ export class Store {
           }
         }
         this.putSummary(frame.conversation);
+        // the change's system message is in the timeline: fetch it for a conversation on screen
+        if (this.views.get(frame.conversation.conversation_id)?.loaded) void this.loadNewer(frame.conversation.conversation_id);
         break;
       case "typing": {
         let who = this.typing.get(frame.conversation_id);
