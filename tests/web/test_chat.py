@@ -131,3 +131,21 @@ async def test_an_expired_access_token_is_refreshed_and_the_refresh_token_rotate
     assert ended.status_code == 204
     await ann.page.get_by_role("heading", name="Sign in").wait_for()
     assert await ann.page.evaluate("localStorage.getItem('chat4all.tokens')") is None
+
+
+async def test_channel_identities_are_linked_and_unlinked_in_settings(browser: Any, server: RunningServer) -> None:
+    ann = await Person.open(browser, server.base_url, "ann")
+    await ann.sign_up()
+    await ann.page.get_by_role("link", name="Channels").click()
+    whatsapp = ann.page.get_by_test_id("channel-whatsapp")
+    await whatsapp.get_by_role("textbox").fill("+5511999990000")
+    await whatsapp.get_by_role("button", name="Link").click()
+    await whatsapp.get_by_text("linked", exact=True).wait_for()
+    me = await ann.page.evaluate("chat4all.client.me()")
+    assert me["channels"] == {"whatsapp": "+5511999990000"}
+    await whatsapp.get_by_role("button", name="Unlink").click()
+    await whatsapp.get_by_text("not linked").wait_for()
+    assert (await ann.page.evaluate("chat4all.client.me()"))["channels"] == {}
+    # every channel the server has is offered
+    for channel in ("instagram", "messenger", "telegram"):
+        await ann.page.get_by_test_id(f"channel-{channel}").wait_for()
