@@ -40,6 +40,8 @@ export interface Conversation {
 export interface ShownMessage extends Message {
   /** sent from here and not yet stored by the server */
   pending?: boolean;
+  /** the server accepted it (202): it is stored soon, with its sequence number */
+  accepted?: boolean;
   failed?: string;
 }
 
@@ -193,7 +195,11 @@ export class Store {
   /** After a reconnect: whatever changed while the socket was down. */
   private async catchUp(): Promise<void> {
     await this.loadConversations();
-    for (const id of this.views.keys()) await this.loadNewer(id);
+    for (const [id, view] of this.views) {
+      await this.loadNewer(id);
+      // own messages accepted before the connection dropped: v1 does not push them back to the sender
+      for (const m of view.messages.values()) if (m.pending && m.accepted) void this.stored(id, m.message_id);
+    }
   }
 
   // ------------------------------------------------------------------ conversations
@@ -487,21 +493,24 @@ export class Store {
         await new Promise((r) => setTimeout(r, Math.min(5000, 300 * 2 ** attempt)));
       }
     }
+    const accepted = view.messages.get(messageId);
+    if (accepted?.pending) view.messages.set(messageId, { ...accepted, accepted: true });
     void this.stored(conversationId, messageId);
   }
 
   /** Fills in the stored message (its sequence number) once the router has it. */
   private async stored(conversationId: string, messageId: string): Promise<void> {
-    for (let wait = 100; wait < 20000; wait *= 2) {
+    for (let wait = 100; wait < 60000; wait = Math.min(wait * 2, 5000)) {
       const shown = this.views.get(conversationId)?.messages.get(messageId);
-      if (!shown?.pending) return;
+      if (!shown?.pending || !this.me) return;
       try {
         const message = await this.client.getMessage(messageId);
         this.merge(conversationId, [message]);
         this.changed();
         return;
       } catch (error) {
-        if (!(error instanceof ApiError) || error.status !== 404) return;
+        // 404: not stored yet; no answer: the server is away (the reconnect's catch-up asks again)
+        if (error instanceof ApiError && error.status !== 404) return;
       }
       await new Promise((r) => setTimeout(r, wait));
     }
