@@ -199,6 +199,7 @@ export class Store {
       await this.loadNewer(id);
       // own messages accepted before the connection dropped: v1 does not push them back to the sender
       for (const m of view.messages.values()) if (m.pending && m.accepted) void this.stored(id, m.message_id);
+      void this.loadStatuses(id);  // status frames sent while the socket was down are not pushed again
     }
   }
 
@@ -419,17 +420,17 @@ export class Store {
 
   private async loadStatuses(id: string): Promise<void> {
     const own = this.messages(id).filter((m) => m.from === this.me?.username && !m.pending).slice(-30);
-    await Promise.all(
-      own.map(async (m) => {
-        try {
-          const status = await this.client.messageStatus(m.message_id);
-          for (const r of status.recipients) this.setStatus(m.message_id, r.username, r.channel, r.status);
-        } catch {
-          /* shown without ticks */
-        }
-      }),
-    );
-    this.changed();
+    await Promise.all(own.map((m) => this.loadStatus(m.message_id)));
+  }
+
+  private async loadStatus(messageId: string): Promise<void> {
+    try {
+      const status = await this.client.messageStatus(messageId);
+      for (const r of status.recipients) this.setStatus(messageId, r.username, r.channel, r.status);
+      this.changed();
+    } catch {
+      /* shown without ticks until a status frame comes */
+    }
   }
 
   // ------------------------------------------------------------------ sending
@@ -507,6 +508,7 @@ export class Store {
         const message = await this.client.getMessage(messageId);
         this.merge(conversationId, [message]);
         this.changed();
+        if (this.connection !== "online" || !this.statuses.has(messageId)) await this.loadStatus(messageId);
         return;
       } catch (error) {
         // 404: not stored yet; no answer: the server is away (the reconnect's catch-up asks again)
