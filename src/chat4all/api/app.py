@@ -20,11 +20,11 @@ from chat4all.api.middleware import BodyLimit, JsonBody, RequestContext
 from chat4all.api.openapi import complete_openapi
 from chat4all.api.routes import auth, blobs, conversations, files, health, messages, presence, users, webhooks
 from chat4all.api.routes import connectors
-from chat4all.api.routes import web as web_app
 from chat4all.api.schemas import PasswordGrant, RefreshGrant
 from chat4all.config import Settings
 from chat4all.observability import heap
 from chat4all.runtime import Role, Runtime, build_runtime
+from chat4all.api.routes import web as web_app  # the web app at / and Swagger UI at /api-docs
 
 DESCRIPTION = """One API to reach people in-app and on external channels.
 
