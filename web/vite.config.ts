@@ -1,5 +1,6 @@
-import { copyFileSync, mkdirSync } from "node:fs";
-import { resolve } from "node:path";
+import { createHash } from "node:crypto";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { relative, resolve } from "node:path";
 import preact from "@preact/preset-vite";
 import { defineConfig } from "vite";
 
@@ -18,8 +19,36 @@ function swaggerAssets() {
   };
 }
 
+// The build names the sources it was made from (a SHA-256 over web/src, index.html, the lockfile and
+// this file), so a test can tell a committed build that is older than its sources
+// (tests/api/test_web_served.py does the same sum).
+function sourceDigest(): string {
+  const root = import.meta.dirname;
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir)) {
+      const path = resolve(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else files.push(relative(root, path).split("\\").join("/"));
+    }
+  };
+  walk(resolve(root, "src"));
+  files.push("index.html", "package-lock.json", "vite.config.ts");
+  const hash = createHash("sha256");
+  for (const file of files.sort()) hash.update(file).update("\0").update(readFileSync(resolve(root, file))).update("\0");
+  return hash.digest("hex");
+}
+
+function sourceStamp() {
+  return {
+    name: "source-stamp",
+    transformIndexHtml: (html: string) =>
+      html.replace("</head>", `  <meta name="chat4all-web-source" content="${sourceDigest()}" />\n  </head>`),
+  };
+}
+
 export default defineConfig({
-  plugins: [preact(), swaggerAssets()],
+  plugins: [preact(), swaggerAssets(), sourceStamp()],
   build: { outDir: resolve(pkg, "web"), emptyOutDir: true, assetsDir: "assets", sourcemap: false },
   worker: { format: "es" },
   server: { proxy: { "/v1": { target: "http://127.0.0.1:8080", ws: true }, "/v2": { target: "http://127.0.0.1:8080", ws: true }, "/openapi.json": "http://127.0.0.1:8080" } },

@@ -3,8 +3,10 @@ they load is answered by this server (no CDN: they work offline)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -48,3 +50,24 @@ async def test_swagger_ui_loads_from_the_package(http: httpx.AsyncClient) -> Non
     assert "cdn" not in page.text.lower()
     assert (await http.get("/api-docs/oauth2-redirect")).status_code == 200
     assert (await http.get("/assets/nothing.js")).status_code == 404
+
+
+def test_the_committed_build_is_made_from_the_sources_in_web() -> None:
+    """`make web` after changing web/ (the build is committed): the stamp the build wrote into
+    index.html is the SHA-256 of the sources it was made from (web/vite.config.ts, sourceDigest)."""
+    from chat4all.api.routes.web import APP_DIR
+
+    root = Path(__file__).resolve().parents[2] / "web"
+    files = sorted(
+        [p.relative_to(root).as_posix() for p in (root / "src").rglob("*") if p.is_file()]
+        + ["index.html", "package-lock.json", "vite.config.ts"]
+    )
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(name.encode())
+        digest.update(b"\0")
+        digest.update((root / name).read_bytes())
+        digest.update(b"\0")
+    stamp = re.search(r'name="chat4all-web-source" content="([0-9a-f]{64})"', (APP_DIR / "index.html").read_text())
+    assert stamp is not None, "index.html has no source stamp: rebuild with `make web`"
+    assert stamp.group(1) == digest.hexdigest(), "web/ changed since the committed build: run `make web` and commit"
