@@ -297,17 +297,20 @@ export class Store {
   async rename(id: string, name: string): Promise<void> {
     this.putSummary(await this.client.updateConversation(id, { name }));
     this.changed();
+    void this.loadNewer(id);  // the change's system message
   }
 
   async addMembers(id: string, usernames: string[]): Promise<void> {
     this.putSummary(await this.client.addMembers(id, usernames));
     this.changed();
+    void this.loadNewer(id);  // the change's system message
   }
 
   async removeMember(id: string, username: string): Promise<void> {
     await this.client.removeMember(id, username);
     this.putSummary(await this.client.conversation(id));
     this.changed();
+    void this.loadNewer(id);  // the change's system message
   }
 
   async leave(id: string): Promise<void> {
