@@ -35,6 +35,8 @@ export interface Conversation {
   lastActivity: string;
   unread: number;
   readUpTo: number;
+  /** the highest sequence number known here (v2: the server's, with the unread count that goes with it) */
+  lastSequence: number;
 }
 
 export interface ShownMessage extends Message {
@@ -83,6 +85,7 @@ export class Store {
   private uploadStore: UploadStore | null = null;
   private typingSentAt = new Map<string, number>();
   private outbox = new Map<string, Promise<void>>();
+  private storedChain = new Map<string, Promise<void>>();
   private scheduled = false;
 
   constructor() {
@@ -239,6 +242,7 @@ export class Store {
       lastActivity: known?.lastActivity ?? c.created_at,
       unread: known?.unread ?? 0,
       readUpTo: known?.readUpTo ?? 0,
+      lastSequence: known?.lastSequence ?? 0,
     };
     this.conversations.set(c.conversation_id, conversation);
     return conversation;
@@ -261,6 +265,7 @@ export class Store {
       lastActivity: s.last_activity_at,
       unread: this.openId === s.conversation_id ? 0 : s.unread_count,
       readUpTo: s.read_up_to,
+      lastSequence: Math.max(s.last_sequence, this.conversations.get(s.conversation_id)?.lastSequence ?? 0),
     });
   }
 
@@ -404,6 +409,7 @@ export class Store {
     for (const m of messages) view.messages.set(m.message_id, { ...m, pending: false });
     const conversation = this.conversations.get(id);
     const last = this.messages(id).filter((m) => !m.pending).at(-1);
+    if (conversation && last) conversation.lastSequence = Math.max(conversation.lastSequence, last.sequence_number);
     if (conversation && last && (!conversation.lastMessage || last.sequence_number >= conversation.lastMessage.sequence_number)) {
       conversation.lastMessage = last;
       if (last.created_at > conversation.lastActivity) conversation.lastActivity = last.created_at;
@@ -499,7 +505,9 @@ export class Store {
     }
     const accepted = view.messages.get(messageId);
     if (accepted?.pending) view.messages.set(messageId, { ...accepted, accepted: true });
-    void this.stored(conversationId, messageId);
+    // in the order sent: a later message is never shown stored while an earlier one still waits
+    const before = this.storedChain.get(conversationId) ?? Promise.resolve();
+    this.storedChain.set(conversationId, before.then(() => this.stored(conversationId, messageId)));
   }
 
   /** Fills in the stored message (its sequence number) once the router has it. */
@@ -621,7 +629,10 @@ export class Store {
       case "message": {
         const m = frame.message;
         const id = m.conversation_id;
-        const fresh = !this.views.get(id)?.messages.get(m.message_id) || this.views.get(id)?.messages.get(m.message_id)?.pending;
+        // new to this client: not shown yet, and (v2) past what the inbox's unread count covers
+        const known = this.conversations.get(id);
+        const fresh = (!this.views.get(id)?.messages.get(m.message_id) || this.views.get(id)?.messages.get(m.message_id)?.pending)
+          && (!known || m.sequence_number > known.lastSequence);
         this.merge(id, [m]);
         this.typing.get(id)?.delete(m.from);
         const conversation = this.conversations.get(id);
