@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run up up-ha lint test test-fast services-up services-down clean clients
+.PHONY: run up up-ha lint test test-fast services-up services-down clean clients web
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ clients:
 # The rules, then only the tests that need no server besides Chat4All itself.
 test-fast: lint
 	$(BIN)/pytest -m "not postgres" -q
+
+# Rebuilds the web app (web/, TypeScript + Vite) into the package (src/chat4all/api/static). The
+# build is committed, so `make run` needs no Node.js; Node.js and npm come from Debian if missing.
+web:
+	command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm; }
+	cd web && npm ci --no-audit --no-fund && npm run build
 
 services-up:
 	./scripts/services.sh up

@@ -176,6 +176,51 @@ def demo_files(
     asyncio.run(run_demo(options, echo=typer.echo))
 
 
+@demo_app.command("chat")
+def demo_chat(url: str | None = typer.Option(None, help="a running server; default: start one (embedded profile)")) -> None:
+    """Two people, a conversation, messages both ways, ticks SENT → DELIVERED → READ."""
+    from chat4all.demos.chat import run_chat_demo
+
+    _run_demo(run_chat_demo(url, echo=typer.echo))
+
+
+@demo_app.command("channels")
+def demo_channels(
+    url: str | None = typer.Option(None, help="a running server; default: start one (embedded profile)"),
+    secret: str | None = typer.Option(None, help="with --url: the simulated WhatsApp's webhook secret there"),
+) -> None:
+    """One person on WhatsApp and Instagram: a send to "all", per-channel statuses, an answer bridged back."""
+    from chat4all.demos.channels import run_channels_demo
+
+    _run_demo(run_channels_demo(url, echo=typer.echo, secret=secret))
+
+
+@demo_app.command("offline")
+def demo_offline(
+    url: str | None = typer.Option(None, help="a running server; default: start one (embedded profile)"),
+    count: int = typer.Option(5, min=1, max=1000, help="messages sent while the recipient is away"),
+) -> None:
+    """Messages to someone offline: they connect and receive them first, in order."""
+    from chat4all.demos.offline import run_offline_demo
+
+    _run_demo(run_offline_demo(url, echo=typer.echo, count=count))
+
+
+def _run_demo(demo: Any) -> None:
+    import httpx
+
+    from chat4all.demos.narrate import DemoFailed
+
+    try:
+        asyncio.run(demo)
+    except DemoFailed as exc:
+        typer.echo(f"demo FAILED: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except httpx.TransportError as exc:
+        typer.echo(f"demo FAILED: the server could not be reached ({exc!r})", err=True)
+        raise typer.Exit(1) from None
+
+
 connectors_app = typer.Typer(help="External channels: connector configuration (R9.3).", no_args_is_help=True)
 app.add_typer(connectors_app, name="connectors")
 dlq_app = typer.Typer(help="The dead-letter queue of external deliveries (R14.5).", no_args_is_help=True)

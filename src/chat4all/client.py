@@ -366,7 +366,10 @@ def _ssl_context(verify: Any) -> ssl.SSLContext:
 
 def _error(response: httpx.Response) -> ApiError:
     try:
-        error = response.json()["error"]
+        body = response.json()
+        error = body["error"]
+        if isinstance(error, str):  # the token endpoint answers as OAuth2 does, with the platform's code beside
+            return ApiError(response.status_code, body.get("code", error), body.get("error_description", error), body.get("details"))
         return ApiError(response.status_code, error["code"], error["message"], error.get("details"))
     except (ValueError, KeyError, TypeError):
         return ApiError(response.status_code, "http_error", response.text[:200])

@@ -28,9 +28,10 @@ async def http(server: RunningServer):
 
 
 async def test_malformed_json_is_400(http: httpx.AsyncClient) -> None:
-    for path in ("/v1/auth/register", "/v1/auth/token"):
-        response = await http.post(path, content=b"{not json", headers={"content-type": "application/json"})
-        assert_error(response, 400, "malformed_json")
+    response = await http.post("/v1/auth/register", content=b"{not json", headers={"content-type": "application/json"})
+    assert_error(response, 400, "malformed_json")
+    response = await http.post("/v1/auth/token", content=b"{not json", headers={"content-type": "application/json"})
+    assert_oauth2_error(response, 400, "invalid_request", "malformed_json")
 
 
 @pytest.mark.parametrize(
@@ -44,9 +45,23 @@ async def test_missing_fields_wrong_types_and_extras_are_422(http: httpx.AsyncCl
 
 
 async def test_token_grant_validation(http: httpx.AsyncClient) -> None:
-    assert_error(await http.post("/v1/auth/token", json={"grant_type": "magic"}), 422, "validation_error")
-    assert_error(await http.post("/v1/auth/token", json={"grant_type": "refresh_token"}), 422, "validation_error")
-    assert_error(await http.post("/v1/auth/token", content=b"x", headers={"content-type": "text/plain"}), 415, "unsupported_media_type")
+    # the token endpoint answers in OAuth2's shape (RFC 6749 §5.2), the platform's code beside it
+    token = "/v1/auth/token"
+    assert_oauth2_error(await http.post(token, json={"grant_type": "magic"}), 422, "unsupported_grant_type", "validation_error")
+    assert_oauth2_error(await http.post(token, json={"grant_type": "refresh_token"}), 422, "invalid_request", "validation_error")
+    assert_oauth2_error(
+        await http.post(token, content=b"x", headers={"content-type": "text/plain"}), 415, "invalid_request", "unsupported_media_type"
+    )
+    wrong = await http.post(token, data={"username": "nobody", "password": "wrong"})
+    assert_oauth2_error(wrong, 401, "invalid_grant", "unauthenticated")
+    assert wrong.json()["error_description"] == "wrong username or password"
+
+
+def assert_oauth2_error(response: httpx.Response, status: int, error: str, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert (body["error"], body["code"]) == (error, code), body
+    assert isinstance(body["error_description"], str) and body["error_description"]
 
 
 async def test_unknown_routes_and_methods(http: httpx.AsyncClient) -> None:
@@ -96,9 +111,10 @@ async def test_openapi_documents_every_route_with_models_and_errors(http: httpx.
             if path.startswith("/v1/") and path != "/v1/auth/register":
                 errors = [s for s in statuses if s[0] in "45"]
                 assert errors, f"{method} {path} documents no error"
+                shape = "OAuth2Error" if path == "/v1/auth/token" else "ErrorResponse"
                 for status in errors:
                     schema = operation["responses"][status]["content"]["application/json"]["schema"]
-                    assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
+                    assert schema == {"$ref": f"#/components/schemas/{shape}"}
     assert "PasswordGrant" in doc["components"]["schemas"]
     assert "OAuth2PasswordBearer" in doc["components"]["securitySchemes"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import socket
 import ssl
@@ -146,6 +147,9 @@ async def test_tls_with_the_local_ca_http2_hsts_and_plain_http_redirects(nodes: 
     async with g.client() as http:  # verify=the CA: a certificate that does not chain to it fails here
         ready = await http.get("/health/ready")
         docs = await http.get("/api-docs")
+        app = await http.get("/")
+        script = re.search(r'src="(/assets/[^"]+\.js)"', app.text)
+        app_js = await http.get(script.group(1)) if script else None
         spec = await http.get("/openapi.json", headers={"Accept-Encoding": "gzip"})
         traced = await http.get("/health/live", headers={"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01", "X-Request-Id": "req-1"})
         metrics = await http.get("/metrics")
@@ -155,6 +159,7 @@ async def test_tls_with_the_local_ca_http2_hsts_and_plain_http_redirects(nodes: 
     assert ready.headers["x-content-type-options"] == "nosniff" and ready.headers["x-frame-options"] == "DENY"
     assert len(ready.headers["x-request-id"]) == 32 and ready.headers["x-trace-id"] == ready.headers["x-request-id"]
     assert docs.status_code == 200 and "swagger" in docs.text.lower()  # Swagger UI through the gateway
+    assert app.status_code == 200 and app_js is not None and app_js.status_code == 200  # the web app too
     assert spec.status_code == 200 and spec.headers["content-encoding"] == "gzip" and "/v1/messages" in spec.json()["paths"]
     assert traced.headers["x-trace-id"] == "ab" * 16 and traced.headers["x-request-id"] == "req-1"
     assert_gateway_error(metrics, 404, "not_found")  # node metrics are scraped on the nodes, not at the edge

@@ -36,6 +36,7 @@ from chat4all.api.routes import (
     v2_live,
     webhooks,
 )
+from chat4all.api.routes import web as web_app  # the web app at / and Swagger UI at /api-docs
 from chat4all.api.routes.v2 import conversations as v2_conversations
 from chat4all.api.routes.v2 import messages as v2_messages
 from chat4all.api.schemas import PasswordGrant, RefreshGrant
@@ -84,7 +85,7 @@ def build_app(
         title="Chat4All",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/api-docs",
+        docs_url=None,  # /api-docs: routes/web.py, from the package's own Swagger UI assets
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=lifespan,
@@ -102,6 +103,7 @@ def build_app(
         app.include_router(ws.router)
         for prefix, mounted in mounts.items():
             app.mount(prefix, mounted)
+        web_app.install(app)  # the web app at / and Swagger UI at /api-docs
         app.add_middleware(SendFastPath)  # innermost: inside the body limit and the trace context
     exempt = tuple(f"{prefix}/" for prefix in mounts)
     app.add_middleware(JsonBody, form_paths=frozenset({"/v1/auth/token"}), exempt_prefixes=exempt)

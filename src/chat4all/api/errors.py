@@ -64,14 +64,56 @@ def error_response(
     return JSON(body, status_code=status, headers=headers)
 
 
-def domain_error_response(exc: e.Chat4AllError) -> JSON:
+# The token endpoint answers its errors as OAuth2 does (RFC 6749 §5.2), so OAuth2 clients such
+# as Swagger UI's Authorize dialog read them: {"error": "invalid_grant", "error_description"},
+# plus the platform's own code, details and trace_id beside them. Statuses stay the platform's.
+TOKEN_PATH = "/v1/auth/token"
+_OAUTH2_ERRORS = {
+    "unauthenticated": "invalid_grant",
+    "validation_error": "invalid_request",
+    "malformed_json": "invalid_request",
+    "unsupported_media_type": "invalid_request",
+    "payload_too_large": "invalid_request",
+    "rate_limited": "temporarily_unavailable",
+    "unavailable": "temporarily_unavailable",
+}
+
+
+def oauth2_error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSON:
+    error = _OAUTH2_ERRORS.get(code, "server_error" if status >= 500 else "invalid_request")
+    if code == "validation_error" and any(
+        isinstance(d, dict) and ("grant_type" in d.get("loc", []) or d.get("type") == "union_tag_invalid")
+        for d in details or []
+    ):
+        error = "unsupported_grant_type"
+    body = {
+        "error": error,
+        "error_description": message,
+        "code": code,
+        "details": details,
+        "trace_id": current_trace_id(),
+    }
+    return JSON(body, status_code=status, headers=headers)
+
+
+def error_response_for(
+    path: str, status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSON:
+    """The error in the shape the path answers in (OAuth2's for the token endpoint)."""
+    render = oauth2_error_response if path == TOKEN_PATH else error_response
+    return render(status, code, message, details, headers)
+
+
+def domain_error_response(exc: e.Chat4AllError, path: str = "") -> JSON:
     status = status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 503:
         headers = {"Retry-After": "1"}
     if isinstance(exc, RateLimited):
         headers = exc.headers()
-    return error_response(status, exc.code, exc.message, exc.details, headers)
+    return error_response_for(path, status, exc.code, exc.message, exc.details, headers)
 
 
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -129,15 +171,16 @@ def _documented_paths(app: Any) -> list[tuple[re.Pattern[str], list[str]]]:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(e.Chat4AllError)
-    async def _domain(_: Request, exc: e.Chat4AllError) -> JSON:
-        return domain_error_response(exc)
+    async def _domain(request: Request, exc: e.Chat4AllError) -> JSON:
+        return domain_error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSON:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSON:
         details = _validation_details(exc)
+        path = request.url.path
         if any(d["type"] == "json_invalid" for d in details):
-            return error_response(400, "malformed_json", "the request body is not valid JSON", details)
-        return error_response(422, "validation_error", "the request does not match the schema", details)
+            return error_response_for(path, 400, "malformed_json", "the request body is not valid JSON", details)
+        return error_response_for(path, 422, "validation_error", "the request does not match the schema", details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSON:

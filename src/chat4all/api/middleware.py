@@ -7,7 +7,7 @@ import time
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chat4all.api.errors import error_response
+from chat4all.api.errors import error_response, error_response_for
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
 from chat4all.observability.tracing import (
@@ -144,7 +144,8 @@ class JsonBody:
         accepted = ["application/json"]
         if scope["path"] in self.form_paths:
             accepted.append("application/x-www-form-urlencoded")
-        response = error_response(
+        response = error_response_for(
+            scope["path"],
             415,
             "unsupported_media_type",
             f"send the body as {' or '.join(accepted)}, not {media_type}",

@@ -86,6 +86,92 @@ def complete_openapi(schema: dict[str, Any], services: Any, settings: Any) -> No
                     parameter["schema"] = {"type": "string", **USERNAME_DOC}
     _enforced_limits(components, settings, [INTERNAL, ALL_CHANNELS, *external])
     _links(schema)
+    _oauth2_errors(schema, components)
+    _examples(schema)
+
+
+# Request examples that work when run in this order from Swagger UI (/api-docs): register both
+# people, sign in as alice (Authorize), start the chat with bob, send into it (the conversation_id
+# is the one the previous answer gave: the only value to paste).
+PASTE_CONVERSATION = "00000000-0000-4000-8000-000000000000"
+_EXAMPLES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
+    ("/v1/auth/register", "post"): {
+        "alice": {"summary": "alice", "value": {"username": "alice", "password": "correct horse battery"}},
+        "bob": {"summary": "bob (to talk to)", "value": {"username": "bob", "password": "correct horse battery"}},
+    },
+    ("/v1/auth/token", "post"): {
+        "password": {
+            "summary": "sign in as alice",
+            "value": {"grant_type": "password", "username": "alice", "password": "correct horse battery"},
+        },
+        "refresh": {
+            "summary": "a new pair for the refresh token (works once)",
+            "value": {"grant_type": "refresh_token", "refresh_token": "<the refresh_token of the last answer>"},
+        },
+    },
+    ("/v1/conversations", "post"): {
+        "private": {"summary": "a private chat with bob", "value": {"type": "private", "members": ["bob"]}},
+        "group": {"summary": "a group with bob", "value": {"type": "group", "name": "Team", "members": ["bob"]}},
+    },
+    ("/v1/messages", "post"): {
+        "text": {
+            "summary": "text, in the app",
+            "description": "Replace conversation_id with the one POST /v1/conversations answered. "
+            "`from` is the caller (leave it out); `to` defaults to every other member.",
+            "value": {"conversation_id": PASTE_CONVERSATION, "payload": {"type": "text", "text": "Hello, Bob!"}},
+        },
+        "everywhere": {
+            "summary": "text, in the app and on every channel the recipients linked",
+            "value": {
+                "conversation_id": PASTE_CONVERSATION,
+                "channels": ["all"],
+                "payload": {"type": "text", "text": "The meeting moved to 3 pm"},
+            },
+        },
+    },
+}
+
+
+def _examples(schema: dict[str, Any]) -> None:
+    paths = schema.get("paths", {})
+    for (path, method), examples in _EXAMPLES.items():
+        operation = paths.get(path, {}).get(method)
+        if operation is None or "requestBody" not in operation:
+            continue
+        media = operation["requestBody"].get("content", {}).get("application/json")
+        if media is not None:
+            media["examples"] = examples
+
+
+OAUTH2_ERROR = {
+    "type": "object",
+    "title": "OAuth2Error",
+    "description": "The token endpoint's errors, as OAuth2 answers them (RFC 6749 §5.2), with the platform's "
+    "own `code`, `details` and `trace_id` beside them",
+    "required": ["error", "error_description", "code"],
+    "properties": {
+        "error": {
+            "type": "string",
+            "enum": ["invalid_grant", "invalid_request", "unsupported_grant_type", "temporarily_unavailable", "server_error"],
+        },
+        "error_description": {"type": "string"},
+        "code": {"type": "string", "examples": ["unauthenticated"]},
+        "details": {},
+        "trace_id": {"type": ["string", "null"]},
+    },
+    "examples": [{"error": "invalid_grant", "error_description": "wrong username or password", "code": "unauthenticated"}],
+}
+
+
+def _oauth2_errors(schema: dict[str, Any], components: dict[str, Any]) -> None:
+    """api/errors.py: the token endpoint answers its errors in OAuth2's shape."""
+    operation = schema.get("paths", {}).get("/v1/auth/token", {}).get("post")
+    if operation is None:
+        return
+    components["OAuth2Error"] = OAUTH2_ERROR
+    for status, response in operation.get("responses", {}).items():
+        if status[0] in "45":
+            response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/OAuth2Error"}}}
 
 
 def _enforced_limits(components: dict[str, Any], settings: Any, channels: list[str]) -> None:
