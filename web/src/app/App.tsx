@@ -204,6 +204,7 @@ function lastLine(store: Store, c: Conversation): string {
   if (m.deleted) return `${who}message deleted`;
   if (m.payload?.type === "text") return who + m.payload.text;
   if (m.payload?.type === "file") return `${who}file`;
+  if (m.payload?.type === "system") return systemText(m.payload as Record<string, unknown>);
   return "";
 }
 
@@ -355,7 +356,7 @@ const TICK_LABEL: Record<string, string> = { PENDING: "sending", SENT: "sent", D
 function MessageRow({ store, m, group }: { store: Store; m: ShownMessage; group: boolean }) {
   const own = m.from === store.me?.username;
   const [editing, setEditing] = useState(false);
-  if (m.kind === "system" && m.payload?.type === "system") {
+  if (m.payload?.type === "system") {  // (a socket frame may carry it without `kind`)
     return <div class="system" id={`m-${m.message_id}`}>{systemText(m.payload as Record<string, unknown>)}</div>;
   }
   const tick = own ? store.tick(m) : null;

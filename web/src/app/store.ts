@@ -561,7 +561,7 @@ export class Store {
   markSeen(id: string): void {
     if (document.visibilityState !== "visible" || this.openId !== id) return;
     const unseen = this.messages(id).filter(
-      (m) => !m.pending && m.from !== this.me?.username && !this.readSent.has(m.message_id) && m.kind !== "system",
+      (m) => !m.pending && m.from !== this.me?.username && !this.readSent.has(m.message_id) && m.payload?.type !== "system",
     );
     if (unseen.length === 0) return;
     for (const m of unseen) this.readSent.add(m.message_id);
