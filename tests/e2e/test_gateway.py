@@ -214,6 +214,14 @@ async def test_a_socket_through_the_gateway_receives_a_message_sent_through_it_a
         frames = [await asyncio.wait_for(ws.recv(), 10) for _ in range(2)]  # the unacked message, then pong
         assert any('"pong"' in f for f in frames), frames
 
+    # the v2 socket (docs/api-v2.md) is upgraded by the gateway too, the token in the subprotocol
+    v2 = g.url.replace("https://", "wss://") + "/v2/ws"
+    offered = ["chat4all.v2", f"bearer.{bob.access_token}"]
+    async with websockets.connect(v2, ssl=context, subprotocols=offered) as ws:  # type: ignore[arg-type]
+        await ws.send('{"type":"ping"}')
+        frames = [await asyncio.wait_for(ws.recv(), 10) for _ in range(2)]
+        assert any('"pong"' in f for f in frames), frames
+
     def logged() -> list[dict]:
         return [e for e in g.access_entries() if e["path"] == "/v1/ws"]
 
