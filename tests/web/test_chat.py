@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import RunningServer, wait_until
+from tests.connector_helpers import Channels, simulated_post
 from tests.web.conftest import Person, require_v2
 
 
@@ -140,7 +141,16 @@ async def test_channel_identities_are_linked_and_unlinked_in_settings(browser: A
     whatsapp = ann.page.get_by_test_id("channel-whatsapp")
     await whatsapp.get_by_role("textbox").fill("+5511999990000")
     await whatsapp.get_by_role("button", name="Link").click()
-    await whatsapp.get_by_text("linked", exact=True).wait_for()
+    # the server links a number once its owner proves it: the app shows the code to send from it
+    claim = whatsapp.get_by_test_id("claim-whatsapp")
+    code = (await claim.locator(".code").inner_text()).strip()
+    assert len(code) == 6 and code.isdigit()
+    assert (await ann.page.evaluate("chat4all.client.me()"))["channels"] == {}
+    # ... which ann sends from WhatsApp: the provider posts it to the platform's webhook
+    proof = {"type": "message", "from": "+5511999990000", "text": code, "id": "wamid.claim"}
+    answer = await simulated_post(server.base_url, "whatsapp", await Channels(server).secret("whatsapp"), proof)
+    assert answer.status_code == 200, answer.text
+    await whatsapp.get_by_text("linked", exact=True).wait_for()  # the app looks again by itself
     me = await ann.page.evaluate("chat4all.client.me()")
     assert me["channels"] == {"whatsapp": "+5511999990000"}
     await whatsapp.get_by_role("button", name="Unlink").click()

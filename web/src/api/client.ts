@@ -6,6 +6,7 @@
  * `onTokens` so an app can persist it. A refresh token works once (the server rotates it).
  */
 import type {
+  ChannelLink,
   ConversationSummary,
   ConversationV1,
   ErrorBody,
@@ -202,7 +203,8 @@ export class Chat4AllClient {
     return this.request("GET", "/v1/users/me");
   }
 
-  linkChannel(channel: string, externalId: string): Promise<{ channel: string; external_id: string }> {
+  /** Claims the identity: linked at once, or pending until the user sends `code` from it. */
+  linkChannel(channel: string, externalId: string): Promise<ChannelLink> {
     return this.request("PUT", `/v1/users/me/channels/${encodeURIComponent(channel)}`, { external_id: externalId });
   }
 

@@ -22,6 +22,16 @@ export interface Me {
   channels: Record<string, string>;
 }
 
+/** The answer to claiming a channel identity: `linked`, or `pending` until `code` arrives from it. */
+export interface ChannelLink {
+  channel: string;
+  external_id: string;
+  status: "linked" | "pending";
+  code?: string | null;
+  expires_at?: string | null;
+  instructions?: string | null;
+}
+
 export type TextPayload = { type: "text"; text: string };
 export type FilePayload = { type: "file"; file_id: string; caption?: string | null };
 export type SystemPayload = { type: "system"; event: string; actor: string; [field: string]: unknown };

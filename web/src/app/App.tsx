@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { ComponentChildren } from "preact";
-import { ApiError, type FileInfo } from "../api";
+import { ApiError, type ChannelLink, type FileInfo } from "../api";
 import type { Conversation, ShownMessage, Store, UploadItem } from "./store";
 
 // ------------------------------------------------------------------ plumbing
@@ -615,24 +615,50 @@ function ChannelRow({ store, channel }: { store: Store; channel: string }) {
   const [value, setValue] = useState(current ?? "");
   const [error, setError] = useState("");
   const [saved, setSaved] = useState(false);
+  const [claim, setClaim] = useState<ChannelLink | null>(null);
   const label = CHANNEL_NAMES[channel] ?? channel;
+  const waiting = claim !== null && current !== claim.external_id;
+  // a claim is proven from the other network: look again every few seconds until it is linked
+  useEffect(() => {  // the code arrived: the claim is done
+    if (claim !== null && current === claim.external_id) {
+      setClaim(null);
+      setSaved(true);
+    }
+  }, [claim, current]);
+  useEffect(() => {
+    if (!waiting) return;
+    const timer = setInterval(() => void store.refreshMe().catch(() => undefined), 3000);
+    return () => clearInterval(timer);
+  }, [waiting, store]);
   const save = async (event: Event) => {
     event.preventDefault();
     setError("");
     setSaved(false);
     try {
-      await store.linkChannel(channel, value.trim());
-      setSaved(true);
+      const link = await store.linkChannel(channel, value.trim());
+      setClaim(link.status === "pending" ? link : null);
+      setSaved(link.status === "linked");
     } catch (e) {
       setError(errorText(e));
     }
   };
+  const pill = current && !waiting
+    ? <span class="pill ok">linked</span>
+    : waiting ? <span class="pill">waiting for the code</span> : <span class="pill">not linked</span>;
   return (
     <form class="card channel" onSubmit={save} data-testid={`channel-${channel}`}>
-      <h3>{label} {current ? <span class="pill ok">linked</span> : <span class="pill">not linked</span>}</h3>
+      <h3>{label} {pill}</h3>
       <label>{label} id <span class="muted small">({CHANNEL_HINT[channel] ?? "your id there"})</span>
         <input value={value} required onInput={(e) => setValue((e.target as HTMLInputElement).value)} />
       </label>
+      {waiting && claim && (
+        <div class="claim" role="status" data-testid={`claim-${channel}`}>
+          <p>To prove {claim.external_id} is yours, send this code from it to our {label} account:</p>
+          <p class="code"><strong>{claim.code}</strong></p>
+          <p class="muted small">It is linked as soon as the code arrives (until {new Date(claim.expires_at ?? "").toLocaleTimeString()}).</p>
+          <button type="button" onClick={() => void store.refreshMe()}>I sent it</button>
+        </div>
+      )}
       <div class="row">
         <button type="submit" class="primary">{current ? "Update" : "Link"}</button>
         {current && <button type="button" onClick={() => void store.unlinkChannel(channel).then(() => setValue(""))}>Unlink</button>}

@@ -5,6 +5,7 @@
  */
 import {
   ApiError,
+  type ChannelLink,
   Chat4AllClient,
   type ConnectionState,
   type ConversationSummary,
@@ -749,8 +750,15 @@ export class Store {
   }
 
   // ------------------------------------------------------------------ channels
-  async linkChannel(channel: string, externalId: string): Promise<void> {
-    await this.client.linkChannel(channel, externalId);
+  async linkChannel(channel: string, externalId: string): Promise<ChannelLink> {
+    const link = await this.client.linkChannel(channel, externalId);
+    this.me = await this.client.me();
+    this.changed();
+    return link;
+  }
+
+  /** Looks again whether the identities are linked (a claim's code arrives from the channel). */
+  async refreshMe(): Promise<void> {
     this.me = await this.client.me();
     this.changed();
   }
