@@ -538,7 +538,7 @@ class Runtime:
     @cached_property
     def live(self) -> LiveService:
         """v2's typing and presence push (services/live.py)."""
-        return LiveService(conversations=self.conversations, push=self.push)
+        return LiveService(conversations=self.conversations, push=self.push, read_cursor=self.v2.inbox.read)
 
     @cached_property
     def webhooks(self) -> WebhookService:

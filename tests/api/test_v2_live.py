@@ -155,3 +155,23 @@ async def test_a_typist_who_goes_offline_is_told_to_have_stopped(make_user) -> N
         stopped = await next_frame(bob_socket, "typing")
         assert (stopped["username"], stopped["state"]) == ("alice", "stop")
         assert (await next_frame(bob_socket, "presence"))["status"] == "offline"
+
+
+async def test_a_read_cursor_frame_marks_read_up_to_it_and_the_readers_other_devices_follow(make_user) -> None:
+    alice = await make_user("alice")
+    bob = await make_user("bob")
+    conversation_id = (await alice.create_conversation("private", ["bob"]))["conversation_id"]
+    async with bob.websocket(version="v2") as phone, bob.websocket(version="v2") as laptop:
+        sent = [await alice.send_text(conversation_id, f"m{i}") for i in range(3)]
+        for _ in sent:
+            await next_frame(phone, "message")
+        await phone.send({"type": "read_cursor", "conversation_id": conversation_id, "up_to_sequence": 2})
+        moved = await next_frame(laptop, "read_cursor")
+        assert (moved["conversation_id"], moved["up_to_sequence"], moved["unread_count"]) == (conversation_id, 2, 1)
+        statuses = [(await alice.message_status(s["message_id"]))["status"] for s in sent]
+        assert statuses[:2] == ["READ", "READ"] and statuses[2] != "READ"
+        # a malformed frame or a conversation the reader is not in answers an error frame
+        await phone.send({"type": "read_cursor", "conversation_id": conversation_id, "up_to_sequence": -1})
+        assert (await next_frame(phone, "error"))["error"]["code"] == "validation_error"
+        await phone.send({"type": "read_cursor", "conversation_id": "00000000-0000-4000-8000-000000000000", "up_to_sequence": 1})
+        assert (await next_frame(phone, "error"))["error"]["code"] == "not_found"

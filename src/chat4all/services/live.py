@@ -23,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 
 from chat4all.domain.errors import Chat4AllError, Unavailable
 from chat4all.domain.frames import Frame, control_frame
-from chat4all.domain.ids import utcnow
+from chat4all.domain.ids import MAX_INT64, utcnow
 from chat4all.observability.logging import get_logger
 from chat4all.ports import Push
 from chat4all.services.connections import Connection, ConnectionService
@@ -57,8 +57,10 @@ class LiveService:
         typing_ttl_s: float = TYPING_TTL_S,
         typing_min_interval_s: float = TYPING_MIN_INTERVAL_S,
         presence_min_interval_s: float = PRESENCE_MIN_INTERVAL_S,
+        read_cursor: ReadCursor | None = None,
     ) -> None:
         self._conversations = conversations
+        self._read_cursor = read_cursor  # API v2's read cursor (InboxService.read), for the frame
         self._push = push
         self._ttl = typing_ttl_s
         self._interval = typing_min_interval_s
@@ -182,8 +184,10 @@ class LiveService:
         kind = frame.get("type") if isinstance(frame, dict) else None
         if kind in _V1_FRAMES:
             return await connections.on_client_frame(connection, raw)
+        if kind == "read_cursor":
+            return await self._on_read_cursor(connection.username, frame)
         if kind != "typing":
-            return _error("validation_error", f"type must be one of: {', '.join((*_V1_FRAMES, 'typing'))}")
+            return _error("validation_error", f"type must be one of: {', '.join((*_V1_FRAMES, 'typing', 'read_cursor'))}")
         conversation_id, state = frame.get("conversation_id"), frame.get("state")
         if not isinstance(conversation_id, str) or state not in ("start", "stop"):
             return _error("validation_error", 'a typing frame has a conversation_id and a state, "start" or "stop"')
@@ -194,6 +198,31 @@ class LiveService:
                 "error", error={"code": exc.code, "message": exc.message, "details": {"conversation_id": conversation_id}}
             )
         return None
+
+
+    async def _on_read_cursor(self, username: str, frame: dict[str, Any]) -> Frame | None:
+        """``{"type":"read_cursor","conversation_id","up_to_sequence"}``: as ``POST …/read``."""
+        conversation_id, up_to = frame.get("conversation_id"), frame.get("up_to_sequence")
+        if (
+            not isinstance(conversation_id, str)
+            or not isinstance(up_to, int)
+            or isinstance(up_to, bool)
+            or not 0 <= up_to <= MAX_INT64
+        ):
+            return _error("validation_error", "a read_cursor frame has a conversation_id and an up_to_sequence (0 or more)")
+        if self._read_cursor is None:
+            return _error("unavailable", "read cursors are not served here")
+        try:
+            await self._read_cursor(conversation_id, viewer=username, up_to=up_to)
+        except Chat4AllError as exc:
+            return control_frame(
+                "error", error={"code": exc.code, "message": exc.message, "details": {"conversation_id": conversation_id}}
+            )
+        return None
+
+
+class ReadCursor(Protocol):
+    async def __call__(self, conversation_id: str, *, viewer: str, up_to: int) -> Any: ...
 
 
 _V1_FRAMES = ("ack", "read", "ping")
