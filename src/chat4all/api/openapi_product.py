@@ -130,6 +130,8 @@ def _token(paths: dict[str, Any], components: dict[str, Any]) -> None:
     operation = paths.get("/v1/auth/token", {}).get("post")
     if operation is None:
         return
+    # the examples api/openapi.py gave (they run in order with the register examples) are kept
+    given = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("examples")
     operation["requestBody"] = {
         "required": True,
         "description": "The password grant or the refresh grant. The OAuth2 form post "
@@ -146,8 +148,9 @@ def _token(paths: dict[str, Any], components: dict[str, Any]) -> None:
                         },
                     },
                 },
-                "examples": {
-                    "password": {"value": {"grant_type": "password", "username": "alice", "password": "correct-horse-battery"}},
+                "examples": given
+                or {
+                    "password": {"value": {"grant_type": "password", "username": "alice", "password": "correct horse battery"}},
                     "refresh": {"value": {"grant_type": "refresh_token", "refresh_token": "…"}},
                 },
             }
