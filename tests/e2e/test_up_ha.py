@@ -53,7 +53,8 @@ async def test_make_up_ha_serves_on_both_nodes_and_stops_on_interrupt(tmp_path: 
         async with httpx.AsyncClient() as http:
             for url in API_NODES:
                 assert (await http.get(f"{url}/health/ready")).status_code == 200
-        ca = ssl.create_default_context(cafile=ROOT / ".services" / "gateway-ha" / "tls" / "ca.crt")
+        state = Path(os.environ.get("CHAT4ALL_SERVICES_DIR") or ROOT / ".services")  # as scripts/up.sh
+        ca = ssl.create_default_context(cafile=state / "gateway-ha" / "tls" / "ca.crt")
         async with httpx.AsyncClient(verify=ca) as https:
             assert (await https.get(f"{GATEWAY}/health/ready")).status_code == 200
         suffix = os.urandom(3).hex()
