@@ -3,7 +3,7 @@
 Layout under ``root``: ``uploads/<upload_id>/<part_number>`` holds the parts of an unfinished
 upload (a part appears under its number only once all its bytes are on disk), ``objects/<key>``
 the finished files. Clients reach both through URLs the app itself serves
-(``api/routes/blobs.py``), signed with HMAC-SHA256 and expiring, so they work without a token
+(``adapters/localfs_http.py``, mounted by the composition root), signed with HMAC-SHA256 and expiring, so they work without a token
 and cannot be altered: the signature covers the method, the upload and part (or the key), the
 exact part size, the download name and type, and the expiry.
 
@@ -39,7 +39,7 @@ from chat4all.domain.errors import (
 from chat4all.domain.files import MiB
 from chat4all.ports import StoredPart
 
-# the routes that serve these URLs (api/routes/blobs.py) live under this prefix
+# the ASGI app that serves these URLs (adapters/localfs_http.py) is mounted under this prefix
 URL_PREFIX = "/v1/blobs"
 WRITE_CHUNK = MiB
 READ_CHUNK = MiB
