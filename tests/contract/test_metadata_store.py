@@ -188,13 +188,26 @@ async def test_a_spend_records_when_and_a_reuse_reports_the_first_spend(metadata
 async def test_a_family_reads_revoked_once_revoked_and_an_unknown_one_does_not(metadata_store: MetadataStore) -> None:
     await _add(metadata_store, TOKEN_1, FAMILY_A)
     await _add(metadata_store, TOKEN_2, FAMILY_B, username="bob")
-    assert not await metadata_store.refresh_family_revoked(FAMILY_A)
-    assert not await metadata_store.refresh_family_revoked("cccccccc-0000-4000-8000-000000000000")
+    assert not await metadata_store.revoked_refresh_families([FAMILY_A])
+    assert not await metadata_store.revoked_refresh_families(["cccccccc-0000-4000-8000-000000000000"])
 
     await metadata_store.revoke_refresh_family(FAMILY_A)
 
-    assert await metadata_store.refresh_family_revoked(FAMILY_A)
-    assert not await metadata_store.refresh_family_revoked(FAMILY_B)
+    assert await metadata_store.revoked_refresh_families([FAMILY_A])
+    assert not await metadata_store.revoked_refresh_families([FAMILY_B])
+    unknown = "cccccccc-0000-4000-8000-000000000000"
+    assert await metadata_store.revoked_refresh_families([FAMILY_B, FAMILY_A, unknown, FAMILY_A]) == {FAMILY_A}
+    assert await metadata_store.revoked_refresh_families([]) == set()
+
+
+async def test_many_families_are_read_at_once(metadata_store: MetadataStore) -> None:
+    families = [f"eeeeeeee-0000-4000-8000-{i:012d}" for i in range(300)]  # more than one etcd txn
+    for i, family in enumerate(families[:150]):
+        await _add(metadata_store, f"ffffffff-0000-4000-8000-{i:012d}", family)
+    for family in families[:150:7]:
+        await metadata_store.revoke_refresh_family(family)
+
+    assert await metadata_store.revoked_refresh_families(families) == set(families[:150:7])
 
 
 async def test_revoking_a_users_families_revokes_all_of_theirs_and_no_one_elses(metadata_store: MetadataStore) -> None:
@@ -204,10 +217,10 @@ async def test_revoking_a_users_families_revokes_all_of_theirs_and_no_one_elses(
 
     await metadata_store.revoke_user_refresh_families("alice")
 
-    assert await metadata_store.refresh_family_revoked(FAMILY_A)
-    assert await metadata_store.refresh_family_revoked("dddddddd-0000-4000-8000-000000000000")
+    assert await metadata_store.revoked_refresh_families([FAMILY_A])
+    assert await metadata_store.revoked_refresh_families(["dddddddd-0000-4000-8000-000000000000"])
     assert (await metadata_store.spend_refresh_token(TOKEN_2)).outcome == "revoked"
-    assert not await metadata_store.refresh_family_revoked(FAMILY_B)
+    assert not await metadata_store.revoked_refresh_families([FAMILY_B])
     assert (await metadata_store.spend_refresh_token(TOKEN_3)).outcome == "ok"
 
 

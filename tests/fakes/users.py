@@ -92,8 +92,8 @@ class FakeMetadataStore:
     async def revoke_refresh_family(self, family_id: str) -> None:
         self._revoked.add(family_id)
 
-    async def refresh_family_revoked(self, family_id: str) -> bool:
-        return family_id in self._revoked
+    async def revoked_refresh_families(self, family_ids: Sequence[str]) -> set[str]:
+        return self._revoked.intersection(family_ids)
 
     async def revoke_user_refresh_families(self, username: str) -> None:
         self._revoked.update(t.family_id for t in self._tokens.values() if t.username == username)

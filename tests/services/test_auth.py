@@ -3,6 +3,9 @@ refresh-reuse grace window and the revocation check interval, all without sleepi
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 import pytest
 
 from chat4all.domain.errors import Unauthenticated
@@ -106,6 +109,31 @@ async def test_a_revocation_elsewhere_is_seen_once_the_check_interval_has_passed
     monotonic.now += 0.5
     with pytest.raises(Unauthenticated, match="session has ended"):
         await auth.authenticate(access)
+
+
+async def test_sessions_due_for_a_check_together_are_checked_in_one_store_read(
+    auth: AuthService, metadata: FakeMetadataStore, monotonic: Monotonic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = []
+    for name in ("alice", "bob", "carol", "dave", "erin"):
+        await auth.register(username=name, password="correct horse")
+        tokens.append((await auth.login(username=name, password="correct horse")).access_token)
+    revoked = (await auth.session(tokens[2])).family_id
+    await metadata.revoke_refresh_family(revoked)
+    reads: list[list[str]] = []
+    read = metadata.revoked_refresh_families
+
+    async def counted(family_ids: Sequence[str]) -> set[str]:
+        reads.append(list(family_ids))
+        return await read(family_ids)
+
+    monkeypatch.setattr(metadata, "revoked_refresh_families", counted)
+    monotonic.now += REVOCATION_CHECK_S
+
+    outcomes = await asyncio.gather(*(auth.authenticate(t) for t in tokens), return_exceptions=True)
+
+    assert len(reads) == 1 and len(set(reads[0])) == 5
+    assert [o if isinstance(o, str) else type(o) for o in outcomes] == ["alice", "bob", Unauthenticated, "dave", "erin"]
 
 
 async def test_a_logout_here_is_seen_at_once(auth: AuthService) -> None:

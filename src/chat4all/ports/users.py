@@ -52,8 +52,10 @@ class MetadataStore(Protocol):
 
     async def revoke_refresh_family(self, family_id: str) -> None: ...
 
-    async def refresh_family_revoked(self, family_id: str) -> bool:
-        """Whether the family (a login session) was revoked; an unknown family is not."""
+    async def revoked_refresh_families(self, family_ids: Sequence[str]) -> set[str]:
+        """Which of these families (login sessions) were revoked; an unknown family was not.
+        One read for many: every request's session is checked, so a node asks for all the
+        families due for a check at once."""
 
     async def revoke_user_refresh_families(self, username: str) -> None:
         """Revokes every family of the user (a password change)."""

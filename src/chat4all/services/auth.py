@@ -15,7 +15,7 @@ import base64
 import hashlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import bcrypt
 import jwt
 
+from chat4all.batching import GroupCommit
 from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.errors import Forbidden, InvalidInput, Unauthenticated
 from chat4all.domain.ids import new_id
@@ -91,6 +92,10 @@ class AuthService:
         self._verified: dict[str, Session] = {}  # access token → its checked claims
         self._families: dict[str, tuple[bool, float]] = {}  # family → (revoked, monotonic time checked)
         self._checking: dict[str, asyncio.Future[bool]] = {}  # one store read per family at a time
+        # every family due for a check while a read is in flight goes in the next read: a node
+        # serving thousands of sessions asks the store a few times per revocation_check_s, not
+        # once per session
+        self._revocation_reads: GroupCommit[str, bool] = GroupCommit(self._read_revocations, max_batch=1000)
         # compared against when the user does not exist, so that both paths cost the same
         self._dummy_hash = bcrypt.hashpw(_prehash("not-a-password"), bcrypt.gensalt(bcrypt_rounds))
 
@@ -209,7 +214,7 @@ class AuthService:
             pending = asyncio.get_running_loop().create_future()
             self._checking[family_id] = pending
             try:
-                revoked = await self._metadata.refresh_family_revoked(family_id)
+                revoked = await self._revocation_reads.submit(family_id)
             except BaseException as exc:
                 pending.set_exception(exc)
                 pending.exception()  # retrieved: the waiters (if any) get it too
@@ -222,6 +227,10 @@ class AuthService:
             pending.set_result(revoked)
             return revoked
         return await asyncio.shield(pending)
+
+    async def _read_revocations(self, family_ids: Sequence[str]) -> list[bool]:
+        revoked = await self._metadata.revoked_refresh_families(family_ids)
+        return [family_id in revoked for family_id in family_ids]
 
     # tokens ----------------------------------------------------------------------------------
 

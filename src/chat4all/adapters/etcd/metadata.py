@@ -209,8 +209,14 @@ class EtcdMetadataStore:
     async def revoke_refresh_family(self, family_id: str) -> None:
         await self.gateway.put_leased(self._key("refresh-family-revoked", family_id), "1", ttl_s=self._refresh_ttl_s)
 
-    async def refresh_family_revoked(self, family_id: str) -> bool:
-        return await self.gateway.get(self._key("refresh-family-revoked", family_id)) is not None
+    async def revoked_refresh_families(self, family_ids: Sequence[str]) -> set[str]:
+        families = sorted(set(family_ids))
+        revoked: set[str] = set()
+        for start in range(0, len(families), MAX_TXN_OPS):
+            batch = families[start : start + MAX_TXN_OPS]
+            result = await self.gateway.txn(success=[range_op(self._key("refresh-family-revoked", f)) for f in batch])
+            revoked.update(f for f, r in zip(batch, result["responses"], strict=True) if kvs(r))
+        return revoked
 
     async def revoke_user_refresh_families(self, username: str) -> None:
         prefix = self._key("refresh-families", username) + "/"

@@ -137,11 +137,13 @@ class SqlMetadataStore:
                 sa.update(refresh_tokens).where(refresh_tokens.c.family_id == family_id).values(revoked=True)
             )
 
-    async def refresh_family_revoked(self, family_id: str) -> bool:
+    async def revoked_refresh_families(self, family_ids: Sequence[str]) -> set[str]:
+        if not family_ids:
+            return set()
         t = refresh_tokens
+        query = sa.select(t.c.family_id).distinct().where(self._db.one_of(t.c.family_id, list(family_ids)), t.c.revoked.is_(True))
         async with self._db.read() as conn:
-            found = await conn.scalar(sa.select(t.c.token_id).where(t.c.family_id == family_id, t.c.revoked.is_(True)).limit(1))
-        return found is not None
+            return set((await conn.scalars(query)).all())
 
     async def revoke_user_refresh_families(self, username: str) -> None:
         t = refresh_tokens
