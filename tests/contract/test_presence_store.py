@@ -124,6 +124,17 @@ async def test_nodes_for_names_the_nodes_of_each_online_user_and_leaves_out_the_
     assert await presence_store.nodes_for([], now=after(2)) == {}
 
 
+async def test_nodes_for_answers_for_a_batch_of_thousands_with_duplicates(presence_store: PresenceStore) -> None:
+    """A router batch asks for every recipient at once (more than one Redis call's worth)."""
+    users = [f"user-{i}" for i in range(2500)]
+    for i, user in enumerate(users[::3]):
+        await presence_store.connected(user, "phone", node=f"node-{i % 2}", at=T0)
+
+    found = await presence_store.nodes_for(users + users[:10], now=after(1))
+
+    assert found == {user: {f"node-{i % 2}"} for i, user in enumerate(users[::3])}
+
+
 async def test_a_heartbeat_restores_a_socket_the_store_lost(presence_store: PresenceStore) -> None:
     """After a presence store restarts empty, the next heartbeat of a live socket puts it back."""
     await presence_store.heartbeat("alice", "phone", node="node-a", at=T0)

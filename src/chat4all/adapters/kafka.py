@@ -106,6 +106,10 @@ class KafkaEventLog:
             return
         await self.ensure_topics(self._topics)
         self._producer = await self._new_producer()
+        # the partitions' leaders known before the first append: otherwise the first record of
+        # each topic waits for a metadata round trip, and a fresh node's first burst with it
+        for topic in self._topics:
+            await self._producer.partitions_for(self._prefix + topic)
 
     async def _new_producer(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(

@@ -28,6 +28,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from chat4all.domain.errors import Unavailable
+from chat4all.observability.logging import get_logger
+
+log = get_logger(__name__)
 
 # errors that mean "the database cannot take work now", not "this statement is wrong"
 _OUTAGES = (OperationalError, InterfaceError, OSError, DBAPIError)
@@ -171,7 +174,28 @@ class Database:
         return sa.func.unnest(*arrays).table_valued(*(f"k{i}" for i in range(len(columns)))).render_derived()
 
     async def start(self) -> None:
-        """Nothing to do: connections open on first use."""
+        """Opens the pool's connections (PostgreSQL) before the process says it is ready.
+
+        Opened on first use instead, the first burst of load opened them all at once (a TCP
+        connect and a SCRAM handshake each) while requests waited: the first second of a fresh
+        node answered in hundreds of ms. A database that is not there yet is not an error here
+        (readiness reports it; connections then open on first use)."""
+        if self.is_sqlite:
+            return
+        size = self.engine.pool.size()  # type: ignore[attr-defined]
+
+        async def one() -> AsyncConnection:
+            conn = await self.engine.connect()
+            await conn.execute(sa.text("SELECT 1"))
+            return conn
+
+        results = await asyncio.gather(*(asyncio.wait_for(one(), 10) for _ in range(size)), return_exceptions=True)
+        for result in results:
+            if isinstance(result, AsyncConnection):
+                await result.close()  # back to the pool, open
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            log.warning("database pool not warmed", failed=len(failed), error=repr(failed[0]))
 
     async def ping(self) -> None:
         """Ready when reads can be served: by the primary, or by the replica while it is away."""
