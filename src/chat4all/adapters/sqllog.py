@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from chat4all.adapters.sql.database import Database
 from chat4all.adapters.sql.schema import consumer_offsets, event_log
@@ -179,20 +180,21 @@ class SqlLogConsumer:
         if not upto:
             return
         t = consumer_offsets
-        async with self._db.write() as conn:
-            for partition, next_offset in upto.items():
-                key = (t.c.group_id == self.group, t.c.topic == self.topic, t.c.partition == partition)
-                updated = await conn.execute(
-                    sa.update(t).where(*key, t.c.next_offset < next_offset).values(next_offset=next_offset)
+        insert = (sqlite if self._db.is_sqlite else postgresql).insert(t)
+        # one statement for every partition of the batch; an offset never moves backwards
+        upsert = insert.on_conflict_do_update(
+            index_elements=[t.c.group_id, t.c.topic, t.c.partition],
+            set_={
+                "next_offset": sa.case(
+                    (insert.excluded.next_offset > t.c.next_offset, insert.excluded.next_offset), else_=t.c.next_offset
                 )
-                if updated.rowcount == 0:
-                    exists = await conn.scalar(sa.select(sa.func.count()).select_from(t).where(*key))
-                    if not exists:
-                        await conn.execute(
-                            sa.insert(t).values(
-                                group_id=self.group, topic=self.topic, partition=partition, next_offset=next_offset
-                            )
-                        )
+            },
+        )
+        rows = [
+            {"group_id": self.group, "topic": self.topic, "partition": p, "next_offset": o} for p, o in upto.items()
+        ]
+        async with self._db.write() as conn:
+            await conn.execute(upsert, rows)
 
     async def seek(self, partition: int, offset: int) -> None:
         self._next[partition] = offset
