@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -78,6 +79,9 @@ class Database:
             # after: "message_id = ANY($1)" seq-scanned messages, 0.6 s a batch by 100k rows.
             # a connection that cannot be opened in 5 s is an outage, not a wait of asyncpg's 60 s
             kwargs["connect_args"] = {"server_settings": {"plan_cache_mode": "force_custom_plan"}, "timeout": 5}
+        # JSON columns (payloads, metadata) through orjson: the standard library's encoder was a
+        # tenth of the router's persist
+        kwargs.update(json_serializer=_json_text, json_deserializer=orjson.loads)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.replica: AsyncEngine | None = create_async_engine(read_url, **kwargs) if read_url else None
         self._primary_retry_s = primary_retry_s
@@ -206,6 +210,10 @@ class Database:
         await self.engine.dispose()
         if self.replica is not None:
             await self.replica.dispose()
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _ensure_sqlite_dir(url: str) -> None:
