@@ -38,7 +38,10 @@ class SqlEventLog:
         self.partitions = partitions
         self.poll_interval_s = poll_interval_s
         self._commit: GroupCommit[tuple[str, Sequence[tuple[str, bytes]]], None] = GroupCommit(self._flush)
-        self._appended = asyncio.Event()
+        # per topic: an append wakes the consumers of its topic only (a message's append used to
+        # wake every consumer of every topic, each then asking the database for nothing)
+        self._appended: dict[str, asyncio.Event] = {}
+        self._appends: dict[str, int] = {}  # per topic: flushes so far (a consumer's read is stale if it moved)
         self._started = False
         self._closing = False
 
@@ -79,8 +82,11 @@ class SqlEventLog:
             raise
         except Exception as exc:  # every waiting caller learns that its append failed
             raise Unavailable("the event log could not be written") from exc
-        appended, self._appended = self._appended, asyncio.Event()
-        appended.set()
+        for topic in {topic for topic, _ in batch}:
+            self._appends[topic] = self._appends.get(topic, 0) + 1
+            appended = self._appended.pop(topic, None)
+            if appended is not None:
+                appended.set()
         return [None] * len(batch)
 
     async def _write(self, batch: Sequence[tuple[str, Sequence[tuple[str, bytes]]]]) -> None:
@@ -96,9 +102,20 @@ class SqlEventLog:
                     await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(zlib.crc32(topic.encode()))))
             await conn.execute(sa.insert(event_log), rows)
 
-    async def wait_for_appends(self, timeout_s: float) -> None:
+    def appends(self, topic: str) -> int:
+        return self._appends.get(topic, 0)
+
+    async def wait_for_appends(self, topic: str, timeout_s: float, *, since: int) -> None:
+        """Returns when this process has appended to ``topic`` since ``appends(topic)`` was
+        ``since`` (at once if it already has), or after ``timeout_s`` (other processes'
+        appends are seen by polling)."""
+        if self.appends(topic) != since:
+            return
+        appended = self._appended.get(topic)
+        if appended is None:
+            appended = self._appended[topic] = asyncio.Event()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._appended.wait(), timeout_s)
+            await asyncio.wait_for(appended.wait(), timeout_s)
 
     def consumer(self, topic: str, group: str) -> SqlLogConsumer:
         return SqlLogConsumer(self, self._db, topic=topic, group=group)
@@ -141,6 +158,7 @@ class SqlLogConsumer:
         deadline = loop.time() + timeout_s
         while True:
             cursor = self._cursor
+            appends = self._log.appends(self.topic)
             records = await self._read(max_records)
             if records:
                 return records
@@ -149,7 +167,7 @@ class SqlLogConsumer:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return records
-            await self._log.wait_for_appends(min(remaining, self._log.poll_interval_s))
+            await self._log.wait_for_appends(self.topic, min(remaining, self._log.poll_interval_s), since=appends)
 
     async def _read(self, max_records: int) -> list[LogRecord]:
         e = event_log
