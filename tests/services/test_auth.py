@@ -136,6 +136,35 @@ async def test_sessions_due_for_a_check_together_are_checked_in_one_store_read(
     assert [o if isinstance(o, str) else type(o) for o in outcomes] == ["alice", "bob", Unauthenticated, "dave", "erin"]
 
 
+async def test_sessions_checked_at_different_times_fall_into_step(
+    auth: AuthService, metadata: FakeMetadataStore, monotonic: Monotonic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = []
+    for name in ("alice", "bob"):
+        await auth.register(username=name, password="correct horse")
+        tokens.append((await auth.login(username=name, password="correct horse")).access_token)
+    await auth.session(tokens[0])  # alice's session checked at t
+    monotonic.now += REVOCATION_CHECK_S * 0.25
+    await auth.session(tokens[1])  # bob's at t + 1/4 interval (alice is not half-way yet)
+    reads: list[list[str]] = []
+    read = metadata.revoked_refresh_families
+
+    async def counted(family_ids: Sequence[str]) -> set[str]:
+        reads.append(list(family_ids))
+        return await read(family_ids)
+
+    monkeypatch.setattr(metadata, "revoked_refresh_families", counted)
+    bob_family = (await auth.session(tokens[1])).family_id
+    await metadata.revoke_refresh_family(bob_family)  # another node's logout
+
+    monotonic.now += REVOCATION_CHECK_S * 0.75  # alice due; bob past half his interval
+    assert await auth.authenticate(tokens[0]) == "alice"
+    assert len(reads) == 1 and len(reads[0]) == 2  # both in one read
+    with pytest.raises(Unauthenticated, match="session has ended"):
+        await auth.authenticate(tokens[1])  # bob's revocation was learnt by that read
+    assert len(reads) == 1
+
+
 async def test_a_logout_here_is_seen_at_once(auth: AuthService) -> None:
     access, _ = await signed_up(auth)
 
