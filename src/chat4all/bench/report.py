@@ -69,13 +69,13 @@ def _flood(load: Load) -> dict[str, Any]:
     }
 
 
-def write(out: Path, load: Load, result: dict[str, Any]) -> None:
+def write(out: Path, load: Load, result: dict[str, Any], *, title: str = "Chat4All bench") -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    chart(out / "chart.png", load, result)
+    chart(out / "chart.png", load, result, title=title)
 
 
-def chart(path: Path, load: Load, result: dict[str, Any]) -> None:
+def chart(path: Path, load: Load, result: dict[str, Any], *, title: str = "Chat4All bench") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,7 +112,7 @@ def chart(path: Path, load: Load, result: dict[str, Any]) -> None:
     labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
     ax.legend(lines, labels, loc="upper left")
     ax.set_title(
-        f"Chat4All bench: target {load.rate:g}/s, delivered {result['throughput_per_s']}/s, "
+        f"{title}: target {load.rate:g}/s, delivered {result['throughput_per_s']}/s, "
         f"accept p99 {result['accept_ms']['p99']} ms"
     )
     fig.tight_layout()
