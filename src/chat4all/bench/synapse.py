@@ -135,7 +135,7 @@ class SynapseLoad(Load):
                 async with self.session.put(f"{prefix}{sample.index}", data=body, headers=headers) as resp:
                     sample.status = resp.status
                     answer = await resp.read()
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, TimeoutError):  # an overloaded server may not answer in time
                 sample.status = 0
                 continue
             if sample.status == 200:
