@@ -116,12 +116,6 @@ class SynapseLoad(Load):
         )
         room_id = room["room_id"]
         await self._call("POST", f"{CLIENT}/rooms/{quote(room_id)}/join", r_token, {})
-        # one message before the run, so that the run's first sends do not pay a cold start (up
-        # to a second seen on the first send); its body carries no index, so it is not counted
-        await self._call(
-            "PUT", f"{CLIENT}/rooms/{quote(room_id)}/send/m.room.message/{self.run_id}-warm-up", token,
-            {"msgtype": "m.text", "body": "warm-up"},
-        )
         # the recipient's stream position after joining: every message of the run comes after it
         first = await self._call("GET", f"{CLIENT}/sync?timeout=0&filter={quote(SYNC_FILTER)}", r_token)
         self.since[i] = first["next_batch"]
