@@ -257,8 +257,9 @@ def chart(path: Path, load: Load, result: dict[str, Any]) -> None:
     used = max((i for i, n in enumerate(delivered) if n), default=0) + 1
     xs = [i - offset for i in range(used)]
 
-    def p99(values: list[float]) -> float:
-        return sorted(values)[int(0.99 * (len(values) - 1))] if values else float("nan")
+    def p99(values: list[float]) -> float:  # as in result.json
+        value = percentiles(values)["p99"]
+        return float("nan") if value is None else value
 
     fig, ax = plt.subplots(figsize=(10, 5))
     ax.plot(xs, delivered[:used], label="delivered / s", color="tab:blue")
