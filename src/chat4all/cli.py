@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -99,6 +100,9 @@ def bench(
     spike_rate: float = typer.Option(0.0, min=0.0, help="spike: messages/s on top of --rate, in the same conversations"),
     spike_at: float = typer.Option(0.0, min=0.0, help="spike: seconds into the measured load when it starts"),
     spike_duration: float = typer.Option(0.0, min=0.0, help="spike: seconds it lasts"),
+    server_python: str = typer.Option(
+        "", help="the Python (a virtualenv's) that runs the servers: another checkout's, to compare two commits under the same load generator"
+    ),
 ) -> None:
     """Measures accept and end-to-end latency, throughput, loss, duplicates and order.
 
@@ -117,6 +121,10 @@ def bench(
         raise typer.BadParameter("profile is embedded, production or ha")
     if spike_rate > 0 and (spike_duration <= 0 or spike_at + spike_duration > duration):
         raise typer.BadParameter("the spike needs --spike-duration > 0 and must end within --duration", param_hint="--spike-*")
+    if server_python:
+        if not Path(server_python).is_file():
+            raise typer.BadParameter(f"no such interpreter: {server_python}", param_hint="--server-python")
+        os.environ["CHAT4ALL_BENCH_SERVER_PYTHON"] = server_python
     result = run(
         url=url, profile=None if url else profile, rate=rate, duration=duration, conversations=conversations,
         recipients=recipients, ramp=ramp, drain=drain, out=Path(out), apis=apis, routers=routers,

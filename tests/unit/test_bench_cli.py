@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from typer.testing import CliRunner
 
@@ -24,3 +26,17 @@ def test_a_spike_that_does_not_fit_the_load_is_refused(spike: list[str]) -> None
 def test_a_negative_warm_up_is_refused() -> None:
     result = CliRunner().invoke(app, ["bench", "--warmup", "-1"])
     assert result.exit_code == 2 and "--warmup" in result.output
+
+
+def test_a_server_python_that_does_not_exist_is_refused() -> None:
+    result = CliRunner().invoke(app, ["bench", "--server-python", "/nonexistent/python"])
+    assert result.exit_code == 2 and "no such interpreter" in " ".join(result.output.replace("│", " ").split())
+
+
+def test_the_servers_run_on_the_python_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chat4all.bench import stack
+
+    monkeypatch.delenv("CHAT4ALL_BENCH_SERVER_PYTHON", raising=False)
+    assert stack.server_python() == sys.executable
+    monkeypatch.setenv("CHAT4ALL_BENCH_SERVER_PYTHON", "/other/venv/bin/python")
+    assert stack.server_python() == "/other/venv/bin/python"

@@ -181,10 +181,16 @@ class Stack:
                 print(f"bench: database {self.database} not dropped: {dropped.stderr.strip()}", file=sys.stderr)
 
 
+def server_python() -> str:
+    """The Python that runs the servers: this one, or another checkout's (``--server-python``),
+    so that two commits are measured by the same load generator."""
+    return os.environ.get("CHAT4ALL_BENCH_SERVER_PYTHON") or sys.executable
+
+
 def _spawn(role: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = log.open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "chat4all", "serve", role], env={**os.environ, **env, "CHAT4ALL_PORT": str(port)},
+        [server_python(), "-m", "chat4all", "serve", role], env={**os.environ, **env, "CHAT4ALL_PORT": str(port)},
         stdout=out, stderr=out,
     )
 
@@ -297,7 +303,7 @@ def start_production(
         engines=None if ha else services_dir(),
     )
     try:
-        subprocess.run([sys.executable, "-m", "chat4all", "migrate"], env={**os.environ, **env}, check=True, capture_output=True)
+        subprocess.run([server_python(), "-m", "chat4all", "migrate"], env={**os.environ, **env}, check=True, capture_output=True)
     except subprocess.CalledProcessError:
         stack.stop()
         raise
