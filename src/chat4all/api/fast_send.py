@@ -32,7 +32,7 @@ from chat4all.api.middleware import (
     observe,
     start_trace,
 )
-from chat4all.api.routes.messages import accept, with_idempotency_key
+from chat4all.api.routes.messages import accept, message_id_of
 from chat4all.api.schemas import SendMessage
 from chat4all.domain.errors import Chat4AllError, InvalidInput, Unauthenticated
 from chat4all.observability.tracing import current_traceparent, trace_id_of
@@ -94,11 +94,12 @@ class SendLane:
             return
         services = scope["app"].state.services
         failure: Chat4AllError | None = None
-        request: tuple[SendMessage, str] | None = None
+        request: tuple[SendMessage, str, str | None] | None = None
         try:
             user = await services.auth.authenticate(token)  # revocation included
             idempotency_key = None if key is None else key.decode("latin-1")
-            request = with_idempotency_key(SendMessage.model_validate_json(body), idempotency_key), user
+            message = SendMessage.model_validate_json(body)
+            request = message, user, message_id_of(message, idempotency_key)
         except (Unauthenticated, InvalidInput):  # the route says it, in its words
             await self.app(scope, _replay(body, receive), send)
             return
@@ -115,7 +116,7 @@ class SendLane:
         send: Send,
         incoming: bytes | None,
         services: Any,
-        request: tuple[SendMessage, str] | None,
+        request: tuple[SendMessage, str, str | None] | None,
         failure: Chat4AllError | None,
     ) -> None:
         """As ``RequestContext`` does for every other request: the trace context, the x-trace-id
@@ -131,8 +132,9 @@ class SendLane:
         started_response = False
         try:
             if request is not None:
+                message, user, message_id = request
                 try:
-                    accepted = await accept(request[0], request[1], services)
+                    accepted = await accept(message, user, services, message_id)
                 except Chat4AllError as exc:
                     failure = exc
                 else:
