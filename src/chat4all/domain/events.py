@@ -104,6 +104,38 @@ class StatusEvent(Event):
     def key(self) -> str:
         return self.message_id
 
+    @staticmethod
+    def encode_change(
+        *,
+        message_id: str,
+        conversation_id: str,
+        sender: str,
+        username: str,
+        channel: str,
+        status: DeliveryStatus,
+        at: datetime,
+        detail: str | None,
+        traceparent: str | None,
+    ) -> bytes:
+        """``StatusEvent(...).encode()`` of a stored change: the same bytes, without building and
+        validating the model for each of a batch's changes."""
+        return orjson.dumps(
+            {
+                "v": 1,
+                "traceparent": traceparent,
+                "type": "message.status",
+                "message_id": message_id,
+                "conversation_id": conversation_id,
+                "sender": sender,
+                "username": username,
+                "channel": channel,
+                "status": status.value,
+                "at": at,
+                "detail": detail,
+            },
+            option=orjson.OPT_UTC_Z,
+        )
+
 
 class PresenceEvent(Event):
     topic: ClassVar[str] = PRESENCE_TOPIC
