@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -94,11 +95,20 @@ def internal_error() -> ASGIApp:
     return error_response(500, "internal", "something went wrong on our side; it has been logged")
 
 
+# (method, route template, status) → its request counter and latency histogram: looked up once,
+# not through ``labels()`` on every request (templates and statuses are few)
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe(scope: Scope, template: str, status: int, elapsed: float, trace_id: str, *, access_log: bool) -> None:
     """The request's metrics and its access log line."""
     method = scope["method"]
-    metrics.HTTP_REQUESTS.labels(method, template, str(status)).inc()
-    metrics.HTTP_LATENCY.labels(method, template).observe(elapsed)
+    series = _SERIES.get((method, template, status))
+    if series is None:
+        series = metrics.HTTP_REQUESTS.labels(method, template, str(status)), metrics.HTTP_LATENCY.labels(method, template)
+        _SERIES[(method, template, status)] = series
+    series[0].inc()
+    series[1].observe(elapsed)
     if access_log:
         log.info(
             "request",
