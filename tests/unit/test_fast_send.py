@@ -169,3 +169,38 @@ async def test_a_cross_origin_send_goes_to_the_app_when_it_answers_cors() -> Non
     assert sent[0]["status"] == 299 and route.bodies == [BODY]
     sent, _ = await run(SendLane(route, max_body_bytes=1000, access_log=False), services, "/v1/messages", headers, [BODY])
     assert sent[0]["status"] == 202
+
+
+async def test_the_lane_logs_its_request_as_every_request_is_logged_and_only_when_asked() -> None:
+    from structlog.testing import capture_logs
+
+    for access_log in (True, False):
+        with capture_logs() as logs:
+            sent, _ = await run(
+                SendLane(Route(), max_body_bytes=1000, access_log=access_log), Services(), "/v1/messages", JSON_AUTH, [BODY]
+            )
+        lines = [entry for entry in logs if entry["event"] == "request"]
+        if not access_log:
+            assert lines == []
+            continue
+        [line] = lines
+        assert line["route"] == "/v1/messages" and line["status"] == 202 and line["method"] == "POST"
+        assert line["trace_id"] == dict(sent[0]["headers"])[b"x-trace-id"].decode()
+
+
+async def test_a_service_that_breaks_is_a_logged_500_in_the_contracts_shape() -> None:
+    from structlog.testing import capture_logs
+
+    services = Services()
+
+    async def broken(**call: Any) -> Accepted:
+        raise RuntimeError("injected")
+
+    services.messages = SimpleNamespace(accept=broken)
+    with capture_logs() as logs:
+        sent, _ = await run(SendLane(Route(), max_body_bytes=1000, access_log=False), services, "/v1/messages", JSON_AUTH, [BODY])
+    assert sent[0]["status"] == 500
+    error = orjson.loads(sent[1]["body"])["error"]
+    assert error["code"] == "internal" and "injected" not in error["message"]
+    assert error["trace_id"] == dict(sent[0]["headers"])[b"x-trace-id"].decode()
+    assert [entry["trace_id"] for entry in logs if entry["event"] == "unhandled error"] == [error["trace_id"]]
