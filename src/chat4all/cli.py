@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -93,12 +94,24 @@ def bench(
     flood_rate: float = typer.Option(0.0, help="fan-out scenario: messages/s one more user posts to large groups"),
     flood_groups: int = typer.Option(3, help="fan-out scenario: groups the flooder posts to"),
     flood_members: int = typer.Option(999, help="fan-out scenario: members of each of those groups"),
+    warmup: float = typer.Option(
+        0.0, min=0.0, help="seconds at the target rate before --duration, on the same users, reported apart (result's warmup)"
+    ),
+    spike_rate: float = typer.Option(0.0, min=0.0, help="spike: messages/s on top of --rate, in the same conversations"),
+    spike_at: float = typer.Option(0.0, min=0.0, help="spike: seconds into the measured load when it starts"),
+    spike_duration: float = typer.Option(0.0, min=0.0, help="spike: seconds it lasts"),
+    server_python: str = typer.Option(
+        "", help="the Python (a virtualenv's) that runs the servers: another checkout's, to compare two commits under the same load generator"
+    ),
 ) -> None:
     """Measures accept and end-to-end latency, throughput, loss, duplicates and order.
 
     The stacks it starts lift the registration, login and send limits so that the run measures
     the pipeline; with --flood-rate the send limits stay at their defaults, and the result's
-    "flood" tells how the flooder was answered while accept_ms is everyone else's."""
+    "flood" tells how the flooder was answered while accept_ms is everyone else's. With --warmup
+    the warm-up is reported under "warmup" and left out of every other figure; "windows" compares
+    the first 10 s of the measured load with the rest; "spike" reports --spike-*; "cpu" is CPU per
+    delivered message of the servers, the bench and (production) the engines."""
     import json
     from pathlib import Path
 
@@ -106,10 +119,17 @@ def bench(
 
     if profile not in ("embedded", "production", "ha"):
         raise typer.BadParameter("profile is embedded, production or ha")
+    if spike_rate > 0 and (spike_duration <= 0 or spike_at + spike_duration > duration):
+        raise typer.BadParameter("the spike needs --spike-duration > 0 and must end within --duration", param_hint="--spike-*")
+    if server_python:
+        if not Path(server_python).is_file():
+            raise typer.BadParameter(f"no such interpreter: {server_python}", param_hint="--server-python")
+        os.environ["CHAT4ALL_BENCH_SERVER_PYTHON"] = server_python
     result = run(
         url=url, profile=None if url else profile, rate=rate, duration=duration, conversations=conversations,
         recipients=recipients, ramp=ramp, drain=drain, out=Path(out), apis=apis, routers=routers,
         flood_rate=flood_rate, flood_groups=flood_groups, flood_members=flood_members,
+        warmup=warmup, spike_rate=spike_rate, spike_at=spike_at, spike_duration=spike_duration,
     )
     typer.echo(json.dumps(result, indent=2))
 

@@ -99,3 +99,29 @@ async def test_a_body_that_is_not_declared_json_is_left_to_the_route(
         )
 
     assert_error(response, 415, "unsupported_media_type")  # issue 14: not JSON is 415 on every route
+
+
+async def test_the_v2_send_answers_as_v1_on_either_path(chat: tuple[Chat4AllClient, str], server: RunningServer) -> None:
+    alice, conversation_id = chat
+    key = str(uuid.uuid4())
+    auth = {"Authorization": f"Bearer {alice.access_token}"}
+    body = {"conversation_id": conversation_id, "payload": {"type": "text", "text": "v2"}}
+    before = metrics.HTTP_REQUESTS.labels("POST", "/v2/messages", "202")._value.get()
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        first = await http.post("/v2/messages", json=body, headers={**auth, "Idempotency-Key": key})
+        assert first.status_code == 202, first.text
+        assert first.json() == {"message_id": key, "conversation_id": conversation_id, "status": "accepted"}
+        assert len(first.headers["x-trace-id"]) == 32
+        await persisted(alice, key)
+        again = await http.post("/v2/messages", json=body, headers={**auth, "Idempotency-Key": key})
+        unauthenticated = await http.post("/v2/messages", json=body)
+        invalid = await http.post("/v2/messages", json={**body, "extra": 1}, headers=auth)
+        other_key = await http.post(
+            "/v2/messages", json={**body, "message_id": str(uuid.uuid4())}, headers={**auth, "Idempotency-Key": key}
+        )
+    assert again.status_code == 200
+    assert again.json() == {"message_id": key, "conversation_id": conversation_id, "status": "SENT", "duplicate": True}
+    assert metrics.HTTP_REQUESTS.labels("POST", "/v2/messages", "202")._value.get() == before + 1
+    assert_error(unauthenticated, 401, "unauthenticated")
+    assert_error(invalid, 422, "validation_error")
+    assert_error(other_key, 422, "validation_error")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
+from chat4all.adapters.kafka import KafkaEventLog
 from chat4all.adapters.sql.database import Database
 from chat4all.adapters.sqllog import SqlEventLog
 from chat4all.domain.errors import Unavailable
@@ -295,3 +296,18 @@ async def test_lag_counts_what_the_consumer_has_not_taken_yet(event_log: EventLo
     rest = await drain(consumer, expect=3)
     assert values(rest) == [b"m2", b"m3", b"m4"]
     assert await consumer.lag() == 0
+
+
+@pytest.mark.parametrize("event_log_url", [pytest.param("kafka", marks=pytest.mark.kafka)], indirect=True)
+async def test_kafka_places_a_key_where_the_java_client_and_aiokafka_do(event_log: EventLog, consumers) -> None:
+    """The producer's key placement is murmur2, the Java client's and aiokafka's: during a rolling
+    upgrade between producers, a conversation's messages stay in one partition, in order."""
+    assert isinstance(event_log, KafkaEventLog)
+    from aiokafka.partitioner import DefaultPartitioner
+
+    keys = [f"conversation-{i}" for i in range(40)]
+    await event_log.append_many(TOPIC, [(k, k.encode()) for k in keys])
+
+    records = await drain(await consumers("placement"), expect=len(keys), max_records=100)
+    partitions = list(range(LOG_PARTITIONS))
+    assert {r.key: r.partition for r in records} == {k: DefaultPartitioner()(k.encode(), partitions, partitions) for k in keys}

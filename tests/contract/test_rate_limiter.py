@@ -95,6 +95,34 @@ async def test_concurrent_hits_never_exceed_the_limit(limiter: Any) -> None:
     assert sum(d.allowed for d in results) == 20
 
 
+async def test_many_concurrent_hits_on_one_key_allow_exactly_the_limit(limiter: Any) -> None:
+    # Redis charges concurrent hits in one script call: the result must be that of one call each,
+    # in order — the limit exactly, and every count of what is left given once
+    k = key()
+    results = await asyncio.gather(*(limiter.hit(Limit(k, 100, 60.0)) for _ in range(300)))
+    allowed = [d for d in results if d.allowed]
+    assert len(allowed) == 100
+    assert sorted(d.remaining for d in allowed) == list(range(100))
+    assert all(d.remaining == 0 and d.retry_after_s > 0 for d in results if not d.allowed)
+    assert not (await limiter.hit(Limit(k, 100, 60.0))).allowed
+
+
+async def test_concurrent_hits_are_each_all_or_none_over_their_own_rules(limiter: Any) -> None:
+    shared = key()
+    spent = [key() for _ in range(10)]
+    for k in spent:
+        assert (await limiter.hit(Limit(k, 1, 60.0))).allowed
+    fresh = [key() for _ in range(20)]
+    # the hits refused by their own spent rule come first: had they charged the shared rule, no
+    # fresh hit would pass
+    results = await asyncio.gather(*(limiter.hit(Limit(shared, 10, 60.0), Limit(k, 1, 60.0)) for k in [*spent, *fresh]))
+    assert [d.allowed for d in results[:10]] == [False] * 10
+    assert [d.allowed for d in results[10:]] == [True] * 10 + [False] * 10
+    assert all(d.limit == 10 for d in results[20:])  # the shared rule refused those
+    # the fresh keys whose hit was refused were not charged either
+    assert all([(await limiter.hit(Limit(k, 1, 60.0))).allowed for k in fresh[10:]])
+
+
 async def test_failures_lock_with_exponential_backoff_and_a_success_clears(limiter: Any) -> None:
     b = Backoff(key(), free=2, base_s=10.0, max_s=35.0, forget_s=600.0)
     assert await limiter.fail(b) == 0
@@ -118,3 +146,22 @@ async def test_a_lock_ends_by_itself(limiter: Any) -> None:
         return await limiter.locked_for(b.key) == 0
 
     await wait_until(unlocked, timeout=3, what="the lock to end")
+
+
+@pytest.mark.redis
+async def test_redis_charges_concurrent_hits_in_one_round_trip(redis_keyspace: Any) -> None:
+    from chat4all.adapters.redis_limits import RedisRateLimiter
+
+    limiter = RedisRateLimiter(redis_keyspace.client, key_prefix=redis_keyspace.prefix)
+    script = limiter._hit
+    calls: list[int] = []
+
+    async def counted(*, keys: list[str], args: list[int]) -> Any:
+        calls.append(args[0])  # the number of hits in the call
+        return await script(keys=keys, args=args)
+
+    limiter._hit = counted  # type: ignore[method-assign]
+    results = await asyncio.gather(*(limiter.hit(Limit(key(), 5, 60.0)) for _ in range(50)))
+    assert all(d.allowed and d.remaining == 4 for d in results)
+    assert sum(calls) == 50
+    assert len(calls) <= 2  # the first goes at once, the rest share the next call

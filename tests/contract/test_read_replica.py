@@ -65,3 +65,26 @@ async def test_the_primary_is_tried_again_after_the_retry_interval(postgres_url:
 def test_a_replica_needs_postgresql(tmp_path: object) -> None:
     with pytest.raises(ValueError, match="PostgreSQL"):
         Database("sqlite+aiosqlite:///x.db", read_url="postgresql+asyncpg://h/db")
+
+
+async def test_a_started_database_has_its_pool_open_before_the_first_request(postgres_url: str) -> None:
+    """Cold start: the connections a burst of requests needs are opened by start(), not by it."""
+    db = Database(postgres_url, pool_size=4)
+    try:
+        await db.start()
+        pool = db.engine.pool
+        assert pool.checkedin() == 4  # type: ignore[attr-defined]
+        await _count_users(db)
+        assert pool.checkedin() == 4  # type: ignore[attr-defined]  # a request reused one
+    finally:
+        await db.close()
+
+
+async def test_starting_while_the_database_is_unreachable_is_not_an_error(postgres_url: str) -> None:
+    db = Database(_unreachable(postgres_url), pool_size=2)
+    try:
+        await db.start()  # readiness reports it; connections open on first use
+        with pytest.raises(Unavailable):
+            await db.ping()
+    finally:
+        await db.close()

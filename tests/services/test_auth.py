@@ -136,16 +136,13 @@ async def test_sessions_due_for_a_check_together_are_checked_in_one_store_read(
     assert [o if isinstance(o, str) else type(o) for o in outcomes] == ["alice", "bob", Unauthenticated, "dave", "erin"]
 
 
-async def test_sessions_checked_at_different_times_fall_into_step(
+async def test_sessions_checked_at_different_times_fall_due_together(
     auth: AuthService, metadata: FakeMetadataStore, monotonic: Monotonic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tokens = []
-    for name in ("alice", "bob"):
+    for name in ("alice", "bob", "carol", "dave"):
         await auth.register(username=name, password="correct horse")
         tokens.append((await auth.login(username=name, password="correct horse")).access_token)
-    await auth.session(tokens[0])  # alice's session checked at t
-    monotonic.now += REVOCATION_CHECK_S * 0.25
-    await auth.session(tokens[1])  # bob's at t + 1/4 interval (alice is not half-way yet)
     reads: list[list[str]] = []
     read = metadata.revoked_refresh_families
 
@@ -154,15 +151,23 @@ async def test_sessions_checked_at_different_times_fall_into_step(
         return await read(family_ids)
 
     monkeypatch.setattr(metadata, "revoked_refresh_families", counted)
-    bob_family = (await auth.session(tokens[1])).family_id
-    await metadata.revoke_refresh_family(bob_family)  # another node's logout
+    start = monotonic.now
+    for token, at in zip(tokens, (0.0, 0.1, 0.3, 0.45), strict=True):  # first checks, spread over the period
+        monotonic.now = start + at * REVOCATION_CHECK_S
+        await auth.authenticate(token)
+    assert len(reads) == 4
+    carol = (await auth.session(tokens[2])).family_id
+    await metadata.revoke_refresh_family(carol)  # another node's logout
 
-    monotonic.now += REVOCATION_CHECK_S * 0.75  # alice due; bob past half his interval
+    monotonic.now = start + REVOCATION_CHECK_S  # alice's check is due: the others come along
     assert await auth.authenticate(tokens[0]) == "alice"
-    assert len(reads) == 1 and len(reads[0]) == 2  # both in one read
-    with pytest.raises(Unauthenticated, match="session has ended"):
-        await auth.authenticate(tokens[1])  # bob's revocation was learnt by that read
-    assert len(reads) == 1
+    assert len(reads) == 5 and len(set(reads[4])) == 4
+    with pytest.raises(Unauthenticated, match="session has ended"):  # seen in that read
+        await auth.authenticate(tokens[2])
+
+    monotonic.now = start + 1.45 * REVOCATION_CHECK_S  # each would have been due on its own by now
+    assert [await auth.authenticate(t) for t in (tokens[0], tokens[1], tokens[3])] == ["alice", "bob", "dave"]
+    assert len(reads) == 5
 
 
 async def test_a_logout_here_is_seen_at_once(auth: AuthService) -> None:

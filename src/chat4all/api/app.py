@@ -15,12 +15,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chat4all import __version__
-from chat4all.api import ws
+from chat4all.api import fast_send, ws
 from chat4all.api.errors import install_error_handlers
-from chat4all.api.fast_send import SendFastPath
 from chat4all.api.middleware import BodyLimit, JsonBody, RequestContext
 from chat4all.api.openapi import complete_openapi
 from chat4all.api.openapi_product import operation_id, polish
@@ -54,6 +53,24 @@ Authenticate with `POST /v1/auth/token` (or the **Authorize** button), then send
 """
 
 
+class Chat4AllAPI(FastAPI):
+    """FastAPI, with the send path (``api/fast_send.py``) taken before the framework's stack."""
+
+    send_lane: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.send_lane
+        if lane is not None and scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in fast_send.PATHS:
+            scope["app"] = self
+            await lane(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def full_stack(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The application without the send lane: what the lane hands on."""
+        await super().__call__(scope, receive, send)
+
+
 def build_app(
     settings: Settings,
     *,
@@ -81,7 +98,7 @@ def build_app(
         finally:
             await stop()
 
-    app = FastAPI(
+    app = Chat4AllAPI(
         title="Chat4All",
         version=__version__,
         description=DESCRIPTION,
@@ -104,7 +121,12 @@ def build_app(
         for prefix, mounted in mounts.items():
             app.mount(prefix, mounted)
         web_app.install(app)  # the web app at / and Swagger UI at /api-docs
-        app.add_middleware(SendFastPath)  # innermost: inside the body limit and the trace context
+        app.send_lane = fast_send.SendLane(
+            app.full_stack,
+            max_body_bytes=settings.max_body_bytes,
+            access_log=settings.access_log,
+            cors=bool(settings.cors_origin_list),
+        )
     exempt = tuple(f"{prefix}/" for prefix in mounts)
     app.add_middleware(JsonBody, form_paths=frozenset({"/v1/auth/token"}), exempt_prefixes=exempt)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt_prefixes=exempt)

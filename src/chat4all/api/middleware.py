@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from opentelemetry.trace import Span, SpanKind, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,33 +32,29 @@ class RequestContext:
         self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or ())
-        incoming = headers.get(b"traceparent", b"").decode("latin-1") or None
-        tracing = tracer()
-        span: Span | None = None
-        if tracing is not None and scope["type"] == "http":  # a socket lives too long for a span
-            span = tracing.start_span(
-                f"{scope['method']} {scope['path']}", context=parent_context(incoming), kind=SpanKind.SERVER
-            )
-            traceparent = traceparent_of(span)
-        else:
-            traceparent = continue_trace(incoming)
+        incoming = None
+        for name, value in scope.get("headers") or ():
+            if name == b"traceparent":
+                incoming = value
+        # a socket lives too long for a span
+        span, traceparent = start_trace(scope, incoming, with_span=kind == "http")
         token = current_traceparent.set(traceparent)
         trace_id = trace_id_of(traceparent) or ""
+        trace_header = (b"x-trace-id", trace_id.encode())
         started = time.perf_counter()
-        status_holder: dict[str, int] = {"status": 500}
+        status = 500
         started_response = False
 
         async def send_with_trace(message: Message) -> None:
-            nonlocal started_response
+            nonlocal started_response, status
             if message["type"] == "http.response.start":
                 started_response = True
-                status_holder["status"] = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-trace-id", trace_id.encode())]
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), trace_header]
             await send(message)
 
         try:
@@ -66,42 +63,65 @@ class RequestContext:
             # answered here, inside the trace context, so that the 500 carries the trace id in its
             # body, its header and its log line; and not re-raised, so the server keeps the
             # connection (an exception reaching uvicorn after a response closes it)
-            log.exception(
-                "unhandled error",
-                error=type(exc).__name__,
-                method=scope.get("method"),
-                path=scope["path"],
-                trace_id=trace_id,
-            )
-            if scope["type"] != "http" or started_response:
+            log_unhandled(exc, scope, trace_id)
+            if kind != "http" or started_response:
                 raise
-            response = error_response(500, "internal", "something went wrong on our side; it has been logged")
-            await response(scope, receive, send_with_trace)
+            await internal_error()(scope, receive, send_with_trace)
         finally:
             current_traceparent.reset(token)
-            if scope["type"] == "http":
+            if kind == "http":
                 template = getattr(scope.get("route"), "path", None) or "unmatched"
-                self._observe(scope, template, status_holder["status"], time.perf_counter() - started, trace_id)
+                observe(scope, template, status, time.perf_counter() - started, trace_id, access_log=self.access_log)
                 if span is not None:
-                    _end(span, scope["method"], template, status_holder["status"])
-
-    def _observe(self, scope: Scope, template: str, status: int, elapsed: float, trace_id: str) -> None:
-        method = scope["method"]
-        metrics.HTTP_REQUESTS.labels(method, template, str(status)).inc()
-        metrics.HTTP_LATENCY.labels(method, template).observe(elapsed)
-        if self.access_log:
-            log.info(
-                "request",
-                method=method,
-                path=scope["path"],
-                route=template,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-                trace_id=trace_id,
-            )
+                    end_server_span(span, scope["method"], template, status)
 
 
-def _end(span: Span, method: str, template: str, status: int) -> None:
+def start_trace(scope: Scope, incoming: bytes | None, *, with_span: bool = True) -> tuple[Span | None, str]:
+    """The request's traceparent, continued from the caller's ``incoming`` (or new), and its
+    SERVER span when tracing is on."""
+    header = incoming.decode("latin-1") if incoming else None
+    tracing = tracer()
+    if tracing is not None and with_span:
+        span = tracing.start_span(f"{scope['method']} {scope['path']}", context=parent_context(header), kind=SpanKind.SERVER)
+        return span, traceparent_of(span)
+    return None, continue_trace(header)
+
+
+def log_unhandled(exc: Exception, scope: Scope, trace_id: str) -> None:
+    log.exception("unhandled error", error=type(exc).__name__, method=scope.get("method"), path=scope["path"], trace_id=trace_id)
+
+
+def internal_error() -> ASGIApp:
+    return error_response(500, "internal", "something went wrong on our side; it has been logged")
+
+
+# (method, route template, status) → its request counter and latency histogram: looked up once,
+# not through ``labels()`` on every request (templates and statuses are few)
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def observe(scope: Scope, template: str, status: int, elapsed: float, trace_id: str, *, access_log: bool) -> None:
+    """The request's metrics and its access log line."""
+    method = scope["method"]
+    series = _SERIES.get((method, template, status))
+    if series is None:
+        series = metrics.HTTP_REQUESTS.labels(method, template, str(status)), metrics.HTTP_LATENCY.labels(method, template)
+        _SERIES[(method, template, status)] = series
+    series[0].inc()
+    series[1].observe(elapsed)
+    if access_log:
+        log.info(
+            "request",
+            method=method,
+            path=scope["path"],
+            route=template,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+            trace_id=trace_id,
+        )
+
+
+def end_server_span(span: Span, method: str, template: str, status: int) -> None:
     span.update_name(f"{method} {template}")
     span.set_attributes({"http.request.method": method, "http.route": template, "http.response.status_code": status})
     if status >= 500:

@@ -207,7 +207,8 @@ async def _read(
 ) -> None:
     while True:
         try:
-            message = await asyncio.wait_for(websocket.receive(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # no task per frame, as wait_for would make
+                message = await websocket.receive()
         except TimeoutError:
             await websocket.close(code=CLOSE_GOING_AWAY, reason="no heartbeat")
             return

@@ -4,6 +4,11 @@ Open loop: message k has an intended send time fixed in advance by the target ra
 measured from that time, so a server that falls behind shows it (no coordinated omission).
 Within a conversation messages go one at a time, in schedule order, so that the order the
 recipients see can be checked against the order they were sent in.
+
+The load has phases on one schedule, the same users and sockets throughout: an optional warm-up
+(measured apart), then the measured load, with an optional spike of extra messages on top of
+the base rate for part of it. Times are seconds from the start of the measured load, so the
+warm-up's are negative.
 """
 
 from __future__ import annotations
@@ -15,16 +20,19 @@ import math
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import orjson
 
+from chat4all.bench.http import Poster
+
 PASSWORD = "bench-password-1"
 
 
-@dataclass
+@dataclass(slots=True)
 class Sample:
     conversation: int
     index: int
@@ -34,6 +42,9 @@ class Sample:
     status: int | None = None
     recipients: int = 0
     received: dict[str, float] = field(default_factory=dict)  # recipient → first receive time
+    warmup: bool = False  # sent in the warm-up: reported apart from the measured load
+    extra: bool = False  # one of the spike's messages on top of the base rate
+    duplicates: int = 0  # frames of this message a recipient had already received
 
 
 @dataclass
@@ -43,7 +54,6 @@ class Recipient:
     token: str = ""
     ws: Any = None
     seen: dict[int, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))  # conv → (seq, index)
-    duplicates: int = 0
     closed: dict[str, Any] | None = None  # how and when the socket ended, if it did during the run
 
 
@@ -59,6 +69,38 @@ def schedule(rate: float, duration: float, ramp: float) -> list[float]:
         else:
             times.append(ramp + (k - rate * ramp / 2) / rate)
     return times
+
+
+@dataclass(frozen=True)
+class Spike:
+    """``rate`` messages/s on top of the base rate from ``at`` to ``at + duration`` seconds of
+    the measured load (``--spike-*``)."""
+
+    rate: float
+    at: float
+    duration: float
+
+    @property
+    def end(self) -> float:
+        return self.at + self.duration
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    at: float  # seconds from the start of the measured load (negative in the warm-up)
+    warmup: bool = False
+    extra: bool = False
+
+
+def plan(rate: float, duration: float, *, ramp: float = 0.0, warmup: float = 0.0, spike: Spike | None = None) -> list[Planned]:
+    """Every message of a run in intended-time order: the warm-up (the ramp, if any, then the
+    target rate), the measured load (the ramp when there is no warm-up), the spike's on top."""
+    planned = [Planned(at - warmup, warmup=True) for at in schedule(rate, warmup, ramp)] if warmup > 0 else []
+    planned += [Planned(at) for at in schedule(rate, duration, 0.0 if warmup > 0 else ramp)]
+    if spike is not None and spike.rate > 0 and spike.duration > 0:
+        planned += [Planned(spike.at + at, extra=True) for at in schedule(spike.rate, spike.duration, 0.0)]
+        planned.sort(key=lambda p: p.at)
+    return planned
 
 
 @dataclass
@@ -84,8 +126,11 @@ class Load:
         conversations: int,
         recipients: int,
         ramp: float,
+        warmup: float = 0.0,
+        spike: Spike | None = None,
         flood: Flood | None = None,
     ) -> None:
+        self.warmup, self.spike = warmup, spike
         self.flood = flood
         self._flood_target: tuple[str, str, list[str]] | None = None  # url, token, conversation ids
         self.urls = api_urls
@@ -96,13 +141,14 @@ class Load:
         self.senders: list[tuple[str, str, str]] = []  # (url, token, conversation_id) per conversation
         self.recipients: list[Recipient] = []
         self.members: list[list[str]] = []  # recipients' usernames, aligned with senders
-        self.samples: list[Sample] = []
+        self.samples: list[Sample] = []  # warm-up's included (``Sample.warmup``)
+        self.by_conversation: list[list[Sample]] = []  # by conversation, by index
         self.by_id: dict[str, Sample] = {}
         self._acks: dict[int, list[str]] = defaultdict(list)
         # frames that beat their own 202 to the bench (push can be faster than the answer)
         self._early: dict[str, list[tuple[Recipient, float]]] = defaultdict(list)
         self._readers: list[asyncio.Task[None]] = []
-        self.started = 0.0
+        self.started = 0.0  # perf_counter() at the start of the measured load (after the warm-up)
 
     # setup ---------------------------------------------------------------------------------
 
@@ -196,28 +242,36 @@ class Load:
 
     # run -----------------------------------------------------------------------------------
 
-    async def run(self, drain_s: float = 30.0) -> None:
-        times = schedule(self.rate, self.duration, self.ramp)
+    async def run(self, drain_s: float = 30.0, on_measured: Callable[[], Any] | None = None) -> None:
+        """The load, then up to ``drain_s`` for what is still on its way. ``on_measured`` is
+        called (in a thread) when the measured load starts, i.e. at the end of the warm-up."""
+        planned = plan(self.rate, self.duration, ramp=self.ramp, warmup=self.warmup, spike=self.spike)
         queues: list[asyncio.Queue[Sample | None]] = [asyncio.Queue() for _ in self.senders]
         workers = [asyncio.create_task(self._send_loop(c, q)) for c, q in enumerate(queues)]
         ackers = asyncio.create_task(self._ack_loop())
-        self.started = time.perf_counter()
+        self.started = time.perf_counter() + self.warmup
+        marker = asyncio.create_task(self._at_measured_start(on_measured)) if on_measured is not None else None
         flooding = asyncio.create_task(self._flood_loop()) if self.flood is not None else None
-        per_conversation = [0] * len(self.senders)
-        for k, at in enumerate(times):
-            delay = self.started + at - time.perf_counter()
+        self.by_conversation = [[] for _ in self.senders]
+        n = len(self.senders)
+        started, samples, by_conversation = self.started, self.samples, self.by_conversation
+        for k, p in enumerate(planned):
+            delay = started + p.at - time.perf_counter()
             if delay > 0.001:
                 await asyncio.sleep(delay)
-            c = k % len(self.senders)
-            sample = Sample(conversation=c, index=per_conversation[c], intended=self.started + at)
-            per_conversation[c] += 1
-            self.samples.append(sample)
+            c = k % n
+            mine = by_conversation[c]
+            sample = Sample(c, len(mine), started + p.at, warmup=p.warmup, extra=p.extra)
+            mine.append(sample)
+            samples.append(sample)
             queues[c].put_nowait(sample)
         for q in queues:
             q.put_nowait(None)
         await asyncio.gather(*workers)
         if flooding is not None:
             await flooding
+        if marker is not None:
+            await marker
         deadline = time.perf_counter() + drain_s
         while time.perf_counter() < deadline and not self._all_received():  # noqa: ASYNC110 - polled with a deadline
             await asyncio.sleep(0.1)
@@ -225,31 +279,38 @@ class Load:
         for task in self._readers:
             task.cancel()
 
+    async def _at_measured_start(self, callback: Callable[[], Any]) -> None:
+        delay = self.started - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await asyncio.to_thread(callback)
+
     def _all_received(self) -> bool:
         return all(len(s.received) >= s.recipients for s in self.samples if s.accepted is not None)
 
     async def _send_loop(self, c: int, queue: asyncio.Queue[Sample | None]) -> None:
         url, token, conversation_id = self.senders[c]
-        session = self.sessions[url]
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        while (sample := await queue.get()) is not None:
-            body = orjson.dumps(
-                {"conversation_id": conversation_id, "payload": {"type": "text", "text": f"{c}:{sample.index}"}}
-            )
-            try:
-                async with session.post("/v1/messages", data=body, headers=headers) as resp:
-                    sample.status = resp.status
-                    answer = await resp.read()
-            except aiohttp.ClientError:
-                sample.status = 0
-                continue
-            if sample.status == 202:
-                sample.accepted = time.perf_counter()
-                sample.message_id = orjson.loads(answer)["message_id"]
-                sample.recipients = self.n_recipients
-                self.by_id[sample.message_id] = sample
-                for r, at in self._early.pop(sample.message_id, ()):
-                    self._received(sample, r, at)
+        poster = Poster(url, "/v1/messages", {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        # the body as bytes around the one part that changes: no dict, no encoder per message
+        head = b'{"conversation_id":%b,"payload":{"type":"text","text":"%d:' % (orjson.dumps(conversation_id), c)
+        by_id, early, recipients = self.by_id, self._early, self.n_recipients
+        try:
+            while (sample := await queue.get()) is not None:
+                try:
+                    sample.status, answer = await poster.post(b'%b%d"}}' % (head, sample.index))
+                except OSError:
+                    sample.status = 0
+                    continue
+                if sample.status == 202:
+                    sample.accepted = time.perf_counter()
+                    sample.message_id = message_id = orjson.loads(answer)["message_id"]
+                    sample.recipients = recipients
+                    by_id[message_id] = sample
+                    if message_id in early:
+                        for r, at in early.pop(message_id):
+                            self._received(sample, r, at)
+        finally:
+            poster.close()
 
     async def _read(self, i: int, r: Recipient) -> None:
         try:
@@ -280,7 +341,7 @@ class Load:
     @staticmethod
     def _received(sample: Sample, r: Recipient, at: float) -> None:
         if r.username in sample.received:
-            r.duplicates += 1
+            sample.duplicates += 1
         else:
             sample.received[r.username] = at
 
@@ -303,21 +364,25 @@ class Load:
 
     # results -------------------------------------------------------------------------------
 
-    def missing(self) -> list[dict[str, Any]]:
-        """(message, recipient) pairs accepted but never received."""
+    def missing(self, *, warmup: bool = False) -> list[dict[str, Any]]:
+        """(message, recipient) pairs accepted but never received, of the warm-up or of the
+        measured load."""
         return [
             {"message_id": s.message_id, "conversation": s.conversation, "index": s.index, "recipient": u}
             for s in self.samples
-            if s.accepted is not None
+            if s.accepted is not None and s.warmup == warmup
             for u in self.members[s.conversation]
             if u not in s.received
         ]
 
-    def order_violations(self) -> int:
+    def order_violations(self, *, warmup: bool = False) -> int:
+        """Frames a recipient got after one with a higher sequence number or send index, counted
+        in the phase of the message that came out of order."""
         violations = 0
         for r in self.recipients:
-            for seen in r.seen.values():
+            for c, seen in r.seen.items():
+                mine = self.by_conversation[c]
                 for (seq_a, idx_a), (seq_b, idx_b) in itertools.pairwise(seen):
-                    if seq_b <= seq_a or idx_b <= idx_a:
+                    if (seq_b <= seq_a or idx_b <= idx_a) and mine[idx_b].warmup == warmup:
                         violations += 1
         return violations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -42,12 +43,93 @@ def process_peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _children(parents: set[int]) -> list[int]:
+    """Pids whose parent is one of ``parents``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid in parents:
+            found.append(int(entry.name))
+    return found
+
+
+# engine → (its pid file under the services folder, what its command line contains)
+ENGINES = {
+    "postgres": ("postgres/data/postmaster.pid", "postgres"),
+    "kafka": ("kafka/kafka.pid", "kafka.Kafka"),
+    "redis": ("redis/redis.pid", "redis-server"),
+    "etcd": ("etcd/etcd.pid", "etcd"),
+}
+
+
+def services_dir() -> Path:
+    """Where ``scripts/services.sh`` keeps its state (pid files): as the script decides it."""
+    return Path(os.environ.get("CHAT4ALL_SERVICES_DIR") or SERVICES.parents[1] / ".services")
+
+
+def engine_pids(state: Path) -> dict[str, list[int]]:
+    """The processes of each engine ``services.sh`` runs: its pid file's pid when the command
+    line matches, else every process whose command line does; PostgreSQL's with all the
+    postmaster's children (one backend per connection, and its background workers)."""
+    pids: dict[str, list[int]] = {}
+    for name, (pid_file, pattern) in ENGINES.items():
+        main: list[int] = []
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((state / pid_file).read_text().split()[0])
+            if pattern in _cmdline(pid):
+                main = [pid]
+        if not main:  # no pid file (or a stale one): by command line
+            main = [
+                int(e.name) for e in Path("/proc").iterdir()
+                if e.name.isdigit() and _matches(name, pattern, _cmdline(int(e.name)))
+            ]
+        if name == "postgres" and main:
+            main = main + [c for c in _children(set(main)) if c not in main]
+        if main:
+            pids[name] = main
+    return pids
+
+
+def _matches(name: str, pattern: str, cmdline: str) -> bool:
+    if name == "postgres":  # the postmaster: its children are found from it
+        return cmdline.split(" ", 1)[0].endswith("/postgres") and " -D " in cmdline
+    first = cmdline.split(" ", 1)[0]
+    return pattern in cmdline if name == "kafka" else first.rsplit("/", 1)[-1] == pattern
+
+
+def engine_cpu_s(state: Path) -> dict[str, float]:
+    """CPU seconds so far of each engine, summed over its processes (a process's count includes
+    the children it reaped, so a PostgreSQL backend that ends between two readings is not lost)."""
+    cpu: dict[str, float] = {}
+    for name, pids in engine_pids(state).items():
+        total = 0.0
+        for pid in pids:
+            with contextlib.suppress(OSError, IndexError, ValueError):  # ended since listed
+                total += process_cpu_s(pid)
+        cpu[name] = total
+    return cpu
+
+
 @dataclass
 class Stack:
     """The Chat4All processes of one run: API URLs to send to, and their pids to measure."""
 
     api_urls: list[str]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)  # aligned with processes: all, api-0, router-0, …
+    engines: Path | None = None  # production: services.sh's state folder, to find the engines' pids
     workdir: Path | None = None
     # production: what the run made on the shared servers, removed by stop()
     kafka_url: str | None = None
@@ -63,6 +145,13 @@ class Stack:
                 cpu += process_cpu_s(p.pid)
                 rss += process_peak_rss_mb(p.pid)
         return cpu, rss
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds so far of each Chat4All process still running, by role."""
+        return {role: process_cpu_s(p.pid) for role, p in zip(self.roles, self.processes, strict=True) if p.poll() is None}
+
+    def engine_cpu(self) -> dict[str, float] | None:
+        return None if self.engines is None else engine_cpu_s(self.engines)
 
     def stop(self) -> None:
         for p in self.processes:
@@ -92,10 +181,16 @@ class Stack:
                 print(f"bench: database {self.database} not dropped: {dropped.stderr.strip()}", file=sys.stderr)
 
 
+def server_python() -> str:
+    """The Python that runs the servers: this one, or another checkout's (``--server-python``),
+    so that two commits are measured by the same load generator."""
+    return os.environ.get("CHAT4ALL_BENCH_SERVER_PYTHON") or sys.executable
+
+
 def _spawn(role: str, port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = log.open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "chat4all", "serve", role], env={**os.environ, **env, "CHAT4ALL_PORT": str(port)},
+        [server_python(), "-m", "chat4all", "serve", role], env={**os.environ, **env, "CHAT4ALL_PORT": str(port)},
         stdout=out, stderr=out,
     )
 
@@ -143,7 +238,7 @@ def start_embedded(*, log_dir: Path, flooding: bool = False) -> Stack:
     }
     proc = _spawn("all", port, env, log_dir / "server.log")
     url = f"http://127.0.0.1:{port}"
-    stack = Stack(api_urls=[url], processes=[proc], workdir=workdir)
+    stack = Stack(api_urls=[url], processes=[proc], roles=["all"], workdir=workdir)
     try:
         _wait_ready(url, proc)
     except Exception:
@@ -205,9 +300,10 @@ def start_production(
         namespace=env["CHAT4ALL_NAMESPACE"],
         database_admin_url=admin_psql_url,
         database=database,
+        engines=None if ha else services_dir(),
     )
     try:
-        subprocess.run([sys.executable, "-m", "chat4all", "migrate"], env={**os.environ, **env}, check=True, capture_output=True)
+        subprocess.run([server_python(), "-m", "chat4all", "migrate"], env={**os.environ, **env}, check=True, capture_output=True)
     except subprocess.CalledProcessError:
         stack.stop()
         raise
@@ -216,12 +312,14 @@ def start_production(
             port = free_port()
             proc = _spawn("api", port, {**env, "CHAT4ALL_NODE_ID": f"bench-api-{i}"}, log_dir / f"api-{i}.log")
             stack.processes.append(proc)
+            stack.roles.append(f"api-{i}")
             stack.api_urls.append(f"http://127.0.0.1:{port}")
             _wait_ready(stack.api_urls[-1], proc)
         for i in range(routers):
             port = free_port()
             proc = _spawn("router", port, {**env, "CHAT4ALL_NODE_ID": f"bench-router-{i}"}, log_dir / f"router-{i}.log")
             stack.processes.append(proc)
+            stack.roles.append(f"router-{i}")
             _wait_ready(f"http://127.0.0.1:{port}", proc)
     except Exception:
         stack.stop()

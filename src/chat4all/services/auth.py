@@ -33,7 +33,7 @@ from chat4all.services.abuse import AbuseGuard
 
 _ALGORITHM = "HS256"
 _CACHE_SIZE = 50_000
-_EARLY_CHECKS = 5_000  # families checked ahead of time in one read, at most
+_SWEEP_MAX = 5_000  # families read along with those due, at most, in one store read
 # the successor of a spent refresh token, and its access token, are named after it: a retried
 # refresh within the grace window gets the very same pair back
 _SUCCESSOR = uuid.UUID("6f1d8f0e-3c1a-4d8e-9a57-2b1f3f0c9e41")
@@ -93,6 +93,7 @@ class AuthService:
         self._verified: dict[str, Session] = {}  # access token → its checked claims
         self._families: dict[str, tuple[bool, float]] = {}  # family → (revoked, monotonic time checked)
         self._checking: dict[str, asyncio.Future[bool]] = {}  # one store read per family at a time
+        self._swept_at = float("-inf")  # when a read last took along the families checked long ago
         # every family due for a check while a read is in flight goes in the next read: a node
         # serving thousands of sessions asks the store a few times per revocation_check_s, not
         # once per session
@@ -230,18 +231,26 @@ class AuthService:
         return await asyncio.shield(pending)
 
     async def _read_revocations(self, family_ids: Sequence[str]) -> list[bool]:
-        # the families past half their interval come along: sessions first checked at different
-        # moments fall into step, and a node asks about once per half interval, not per session
+        """The families asked for, and with them (at most every half ``revocation_check_s``) every
+        known family checked more than half that long ago: their checks then fall due together,
+        so a node reads the store about twice per ``revocation_check_s`` whatever the number of
+        sessions, not once per session spread over the period."""
         now = self._monotonic()
-        due = set(family_ids)
-        early = [
-            family_id
-            for family_id, (revoked, at) in self._families.items()
-            if not revoked and now - at >= self.revocation_check_s / 2 and family_id not in due
-        ][:_EARLY_CHECKS]
-        revoked = await self._metadata.revoked_refresh_families([*family_ids, *early])
-        for family_id in early:
-            self._families[family_id] = (family_id in revoked, now)
+        half = self.revocation_check_s / 2
+        along: list[str] = []
+        if now - self._swept_at >= half:
+            self._swept_at = now
+            asked = set(family_ids)
+            along = [
+                f
+                for f, (revoked, checked) in self._families.items()
+                if not revoked and now - checked >= half and f not in asked and f not in self._checking
+            ][: _SWEEP_MAX]
+        revoked = await self._metadata.revoked_refresh_families([*family_ids, *along])
+        for family_id in along:
+            if family_id in self._families:  # not forgotten meanwhile (a logout here sets it itself)
+                state = self._families[family_id]
+                self._families[family_id] = (state[0] or family_id in revoked, max(state[1], now))
         return [family_id in revoked for family_id in family_ids]
 
     # tokens ----------------------------------------------------------------------------------

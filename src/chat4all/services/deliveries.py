@@ -47,7 +47,7 @@ class DeliveryService:
         store: DeliveryStore,
         push: Push,
         relay: Relay | None = None,
-        receipt_linger_s: float = 0.005,
+        receipt_linger_s: float = 0.02,
         wait_for_relay: bool = False,
         clock: Clock = system_clock,
     ) -> None:
@@ -58,7 +58,8 @@ class DeliveryService:
         # outside a server (an operator's command) nothing relays later: relay before returning
         self._wait_for_relay = wait_for_relay
         # receipts from every socket, request and worker of this process share transactions; a
-        # receipt may wait a few ms for others (a status is not on anyone's critical path)
+        # receipt may wait up to 20 ms for others (a status is not on anyone's critical path): each
+        # flush costs a transaction, a relay pass to the log and a push, whatever its size
         self._receipts: GroupCommit[Receipt, int] = GroupCommit(self._apply, max_batch=500, linger_s=receipt_linger_s)
 
     async def create(self, batch: Sequence[NewMessage], *, at: datetime) -> PersistResult:

@@ -158,7 +158,7 @@ class MessageService:
             kind=SpanKind.PRODUCER,
             attributes={"messaging.destination.name": MessageEvent.topic, "messaging.message.id": message_id},
         )
-        event = MessageEvent(
+        encoded = MessageEvent.encode_accepted(
             message_id=message_id,
             conversation_id=conversation.conversation_id,
             sender=caller,
@@ -170,7 +170,7 @@ class MessageService:
             traceparent=request if producer is None else traceparent_of(producer),
         )
         try:
-            await self._log.append(MessageEvent.topic, event.key(), event.encode())
+            await self._log.append(MessageEvent.topic, conversation.conversation_id, encoded)
         except BaseException as exc:
             end_span(producer, exc)
             if claimed and isinstance(exc, Exception):  # not on the log: a retry must be able to take the id

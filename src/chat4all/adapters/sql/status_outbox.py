@@ -46,7 +46,7 @@ def outbox_rows(
     traceparents = traceparents or {}
     rows = []
     for conversation_id, sender, change in changes:
-        event = StatusEvent(
+        value = StatusEvent.encode_change(
             traceparent=traceparents.get((change.message_id, change.username, change.channel)),
             message_id=change.message_id,
             conversation_id=conversation_id,
@@ -57,7 +57,7 @@ def outbox_rows(
             at=change.at,
             detail=change.detail,
         )
-        rows.append({"key": event.key(), "value": event.encode()})
+        rows.append({"key": change.message_id, "value": value})
     return rows
 
 

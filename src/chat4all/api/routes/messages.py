@@ -50,19 +50,19 @@ async def send(
     ),
 ) -> JSON:
     """Accepts a message (202) once it is durably on the log; delivery happens after."""
-    return accepted_response(await accept(with_idempotency_key(body, idempotency_key), user, services))
+    return accepted_response(await accept(body, user, services, message_id_of(body, idempotency_key)))
 
 
-def with_idempotency_key(body: SendMessage, key: str | None) -> SendMessage:
-    """An ``Idempotency-Key`` header is the send's message_id: a repeat of the request is then a
-    duplicate, never a second message, whatever the body says or omits."""
+def message_id_of(body: SendMessage, key: str | None) -> str | None:
+    """The send's message_id: an ``Idempotency-Key`` header is it, so that a repeat of the
+    request is a duplicate, never a second message, whatever the body says or omits."""
     if key is None:
-        return body
+        return body.message_id
     if body.message_id is None:
-        return body.model_copy(update={"message_id": key})
+        return key
     if not _same_id(body.message_id, key):
         raise InvalidInput("the Idempotency-Key header and the message_id differ", details={"idempotency_key": key})
-    return body
+    return body.message_id
 
 
 def _same_id(a: str, b: str) -> bool:
@@ -72,11 +72,12 @@ def _same_id(a: str, b: str) -> bool:
         return a == b
 
 
-async def accept(body: SendMessage, user: str, services: Services) -> Accepted:
+async def accept(body: SendMessage, user: str, services: Services, message_id: str | None) -> Accepted:
+    """``message_id``: ``message_id_of(body, the Idempotency-Key header)``."""
     return await services.messages.accept(
         caller=user,
         conversation_id=body.conversation_id,
-        message_id=body.message_id,
+        message_id=message_id,
         sender=body.from_,
         recipients=body.to,
         channels=body.channels,

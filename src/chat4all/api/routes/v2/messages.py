@@ -38,7 +38,7 @@ async def send(
     ),
 ) -> JSON:
     """v1's send: same body, same answers (202 accepted, 200 for a duplicate message_id)."""
-    return v1.accepted_response(await v1.accept(v1.with_idempotency_key(body, idempotency_key), user, services))
+    return v1.accepted_response(await v1.accept(body, user, services, v1.message_id_of(body, idempotency_key)))
 
 
 @router.get("/{message_id:id}", response_model=V2Message, responses=responses(401, 404), operation_id="getMessageV2")
