@@ -5,7 +5,7 @@
 # secret), starts it, runs `python -m chat4all.bench.synapse`, stops it. Leaves nothing running.
 #
 #   scripts/synapse-bench.sh [--postgres] [--rate R] [--duration S] [--rooms N] [--drain S]
-#                            [--ramp S] [--port P] [--out DIR]
+#                            [--ramp S] [--warmup S] [--port P] [--out DIR]
 #   scripts/synapse-bench.sh --install-only
 #
 #   --postgres   Synapse on the PostgreSQL of scripts/services.sh (started if needed), in a
@@ -30,7 +30,7 @@ PG_PORT=5432 DB_USER=chat4all DB_PASSWORD=chat4all  # the shared server of scrip
 log() { printf '[synapse-bench] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-postgres=0 install_only=0 rate=20 duration=20 rooms=100 drain=30 ramp=0 port=18448 out=""
+postgres=0 install_only=0 rate=20 duration=20 rooms=100 drain=30 ramp=0 warmup=0 port=18448 out=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --postgres) postgres=1 ;;
@@ -40,6 +40,7 @@ while [[ $# -gt 0 ]]; do
     --rooms) rooms=$2; shift ;;
     --drain) drain=$2; shift ;;
     --ramp) ramp=$2; shift ;;
+    --warmup) warmup=$2; shift ;;
     --port) port=$2; shift ;;
     --out) out=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -205,5 +206,5 @@ done
 out="${out:-$ROOT/bench-out/synapse-${db_label%%,*}-$rate}"
 log "load: $rate msg/s for $duration s over $rooms rooms -> $out"
 SYNAPSE_REGISTRATION_SHARED_SECRET=$secret "$BENCH_PYTHON" -m chat4all.bench.synapse \
-  --url "$url" --rate "$rate" --duration "$duration" --rooms "$rooms" --drain "$drain" --ramp "$ramp" \
+  --url "$url" --rate "$rate" --duration "$duration" --rooms "$rooms" --drain "$drain" --ramp "$ramp" --warmup "$warmup" \
   --out "$out" --server-pid "$pid" --server-label "synapse $version ($db_label)"

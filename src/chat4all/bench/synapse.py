@@ -56,8 +56,10 @@ class SynapseLoad(Load):
     """The bench's Load with Matrix for the wire: conversations are rooms, the recipients' socket
     is a /sync long-poll loop, and what a recipient sees is numbered in the order /sync gave it."""
 
-    def __init__(self, url: str, *, shared_secret: str, rate: float, duration: float, rooms: int, ramp: float) -> None:
-        super().__init__([url], rate=rate, duration=duration, conversations=rooms, recipients=1, ramp=ramp)
+    def __init__(
+        self, url: str, *, shared_secret: str, rate: float, duration: float, rooms: int, ramp: float, warmup: float = 0.0
+    ) -> None:
+        super().__init__([url], rate=rate, duration=duration, conversations=rooms, recipients=1, ramp=ramp, warmup=warmup)
         self.url = url
         self.shared_secret = shared_secret
         self.since: dict[int, str] = {}  # recipient → the next_batch its next /sync starts from
@@ -183,7 +185,7 @@ class SynapseLoad(Load):
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     load = SynapseLoad(
         args.url.rstrip("/"), shared_secret=args.shared_secret, rate=args.rate, duration=args.duration,
-        rooms=args.rooms, ramp=args.ramp,
+        rooms=args.rooms, ramp=args.ramp, warmup=args.warmup,
     )
     pid = args.server_pid
     try:
@@ -224,6 +226,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     parser.add_argument("--rooms", type=int, default=100, help="rooms (conversations), one sender and one recipient each")
     parser.add_argument("--ramp", type=float, default=0.0, help="seconds to ramp from 0 to the target rate")
+    parser.add_argument(
+        "--warmup", type=float, default=0.0, help="seconds at the target rate before --duration, reported apart (as the bench's)"
+    )
     parser.add_argument("--drain", type=float, default=30.0, help="seconds to wait for deliveries after the last send")
     parser.add_argument("--out", default="bench-out/synapse", help="folder for result.json and chart.png")
     parser.add_argument("--server-pid", type=int, default=0, help="the homeserver's pid: its CPU and peak RSS go in the result")
