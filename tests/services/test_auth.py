@@ -48,6 +48,28 @@ def auth(metadata: FakeMetadataStore, clock: FakeClock, monotonic: Monotonic) ->
     )
 
 
+async def access_tokens(auth: AuthService, *names: str) -> list[str]:
+    """Signs these users up and in; their access tokens, in order."""
+    tokens = []
+    for name in names:
+        await auth.register(username=name, password="correct horse")
+        tokens.append((await auth.login(username=name, password="correct horse")).access_token)
+    return tokens
+
+
+def count_revocation_reads(metadata: FakeMetadataStore, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """From now on, each revocation read of the store is recorded (the families it asked for)."""
+    reads: list[list[str]] = []
+    read = metadata.revoked_refresh_families
+
+    async def counted(family_ids: Sequence[str]) -> set[str]:
+        reads.append(list(family_ids))
+        return await read(family_ids)
+
+    monkeypatch.setattr(metadata, "revoked_refresh_families", counted)
+    return reads
+
+
 async def signed_up(auth: AuthService) -> tuple[str, str]:
     await auth.register(username="alice", password="correct horse")
     pair = await auth.login(username="alice", password="correct horse")
@@ -114,20 +136,10 @@ async def test_a_revocation_elsewhere_is_seen_once_the_check_interval_has_passed
 async def test_sessions_due_for_a_check_together_are_checked_in_one_store_read(
     auth: AuthService, metadata: FakeMetadataStore, monotonic: Monotonic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tokens = []
-    for name in ("alice", "bob", "carol", "dave", "erin"):
-        await auth.register(username=name, password="correct horse")
-        tokens.append((await auth.login(username=name, password="correct horse")).access_token)
+    tokens = await access_tokens(auth, "alice", "bob", "carol", "dave", "erin")
     revoked = (await auth.session(tokens[2])).family_id
     await metadata.revoke_refresh_family(revoked)
-    reads: list[list[str]] = []
-    read = metadata.revoked_refresh_families
-
-    async def counted(family_ids: Sequence[str]) -> set[str]:
-        reads.append(list(family_ids))
-        return await read(family_ids)
-
-    monkeypatch.setattr(metadata, "revoked_refresh_families", counted)
+    reads = count_revocation_reads(metadata, monkeypatch)
     monotonic.now += REVOCATION_CHECK_S
 
     outcomes = await asyncio.gather(*(auth.authenticate(t) for t in tokens), return_exceptions=True)
@@ -139,18 +151,8 @@ async def test_sessions_due_for_a_check_together_are_checked_in_one_store_read(
 async def test_sessions_checked_at_different_times_fall_due_together(
     auth: AuthService, metadata: FakeMetadataStore, monotonic: Monotonic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tokens = []
-    for name in ("alice", "bob", "carol", "dave"):
-        await auth.register(username=name, password="correct horse")
-        tokens.append((await auth.login(username=name, password="correct horse")).access_token)
-    reads: list[list[str]] = []
-    read = metadata.revoked_refresh_families
-
-    async def counted(family_ids: Sequence[str]) -> set[str]:
-        reads.append(list(family_ids))
-        return await read(family_ids)
-
-    monkeypatch.setattr(metadata, "revoked_refresh_families", counted)
+    tokens = await access_tokens(auth, "alice", "bob", "carol", "dave")
+    reads = count_revocation_reads(metadata, monkeypatch)
     start = monotonic.now
     for token, at in zip(tokens, (0.0, 0.1, 0.3, 0.45), strict=True):  # first checks, spread over the period
         monotonic.now = start + at * REVOCATION_CHECK_S

@@ -32,7 +32,7 @@ from chat4all.api.middleware import (
     observe,
     start_trace,
 )
-from chat4all.api.routes.messages import accept, message_id_of
+from chat4all.api.routes.messages import accept, accepted_answer, message_id_of
 from chat4all.api.schemas import SendMessage
 from chat4all.domain.errors import Chat4AllError, InvalidInput, Unauthenticated
 from chat4all.observability.tracing import current_traceparent, trace_id_of
@@ -138,14 +138,7 @@ class SendLane:
                 except Chat4AllError as exc:
                     failure = exc
                 else:
-                    content: dict[str, object] = {
-                        "message_id": accepted.message_id,
-                        "conversation_id": accepted.conversation_id,
-                        "status": accepted.status,
-                    }
-                    if accepted.duplicate:
-                        content["duplicate"] = True
-                    status = 200 if accepted.duplicate else 202
+                    content, status = accepted_answer(accepted)
                     body = orjson.dumps(content)
                     headers = [(b"content-length", str(len(body)).encode()), _JSON, trace_header]
                     started_response = True

@@ -90,11 +90,15 @@ class EtcdMetadataStore:
         return User.model_validate_json(text(kv.get("value"))) if kv else None
 
     async def existing_usernames(self, usernames: Sequence[str]) -> set[str]:
-        names = sorted(set(usernames))
+        return await self._existing("users", usernames)
+
+    async def _existing(self, kind: str, names: Sequence[str]) -> set[str]:
+        """Which of ``names`` have a key under ``kind``: one transaction of reads per MAX_TXN_OPS."""
+        ordered = sorted(set(names))
         found: set[str] = set()
-        for start in range(0, len(names), MAX_TXN_OPS):
-            batch = names[start : start + MAX_TXN_OPS]
-            result = await self.gateway.txn(success=[range_op(self._key("users", n)) for n in batch])
+        for start in range(0, len(ordered), MAX_TXN_OPS):
+            batch = ordered[start : start + MAX_TXN_OPS]
+            result = await self.gateway.txn(success=[range_op(self._key(kind, n)) for n in batch])
             found.update(n for n, r in zip(batch, result["responses"], strict=True) if kvs(r))
         return found
 
@@ -210,13 +214,7 @@ class EtcdMetadataStore:
         await self.gateway.put_leased(self._key("refresh-family-revoked", family_id), "1", ttl_s=self._refresh_ttl_s)
 
     async def revoked_refresh_families(self, family_ids: Sequence[str]) -> set[str]:
-        families = sorted(set(family_ids))
-        revoked: set[str] = set()
-        for start in range(0, len(families), MAX_TXN_OPS):
-            batch = families[start : start + MAX_TXN_OPS]
-            result = await self.gateway.txn(success=[range_op(self._key("refresh-family-revoked", f)) for f in batch])
-            revoked.update(f for f, r in zip(batch, result["responses"], strict=True) if kvs(r))
-        return revoked
+        return await self._existing("refresh-family-revoked", family_ids)
 
     async def revoke_user_refresh_families(self, username: str) -> None:
         prefix = self._key("refresh-families", username) + "/"

@@ -86,7 +86,8 @@ async def accept(body: SendMessage, user: str, services: Services, message_id: s
     )
 
 
-def accepted_response(accepted: Accepted) -> JSON:
+def accepted_answer(accepted: Accepted) -> tuple[dict[str, object], int]:
+    """The body and status of an accepted send (202), or of a repeat of one (200)."""
     content: dict[str, object] = {
         "message_id": accepted.message_id,
         "conversation_id": accepted.conversation_id,
@@ -94,7 +95,12 @@ def accepted_response(accepted: Accepted) -> JSON:
     }
     if accepted.duplicate:
         content["duplicate"] = True
-    return JSON(content, status_code=200 if accepted.duplicate else 202)
+    return content, 200 if accepted.duplicate else 202
+
+
+def accepted_response(accepted: Accepted) -> JSON:
+    content, status = accepted_answer(accepted)
+    return JSON(content, status_code=status)
 
 
 @router.post("/ack", status_code=204, responses=responses(400, 401, 422))
