@@ -455,7 +455,7 @@ class Runtime:
 
     @cached_property
     def deliveries(self) -> DeliveryService:
-        return DeliveryService(store=self.delivery_store, push=self.push, relay=self.outbox_relay)
+        return DeliveryService(store=self.delivery_store, push=self.push, relay=self.outbox_relay, log=self.event_log)
 
     @cached_property
     def guard(self) -> AbuseGuard:

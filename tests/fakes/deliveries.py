@@ -17,7 +17,7 @@ Key = tuple[str, str, str]  # (message_id, username, channel)
 class FakeDeliveryStore:
     """Same rules as ``adapters/sql``: known message_ids skipped, dense sequence numbers per
     conversation, one SENT delivery per target, forward-only moves (a READ on SENT records
-    DELIVERED then READ), every change in ``history`` and ``outbox`` with it."""
+    DELIVERED then READ), every change in ``history`` and, but for creation (SENT), ``outbox``."""
 
     def __init__(self) -> None:
         self.messages: dict[str, Message] = {}
@@ -73,8 +73,7 @@ class FakeDeliveryStore:
                 change = StatusChange(
                     message_id=m.message_id, username=username, channel=channel, status=DeliveryStatus.SENT, at=at
                 )
-                self.history_rows.append(change)
-                self.outbox.append(change)
+                self.history_rows.append(change)  # SENT is not in the outbox: the router appends it
             result.new.append(stored)
         return result
 

@@ -1,5 +1,6 @@
 """RoutingService on fakes: expansion of "all", one store round trip per batch, frames encoded
-once, SENT announced after the push, replays pushed again and stored once. No server, no sleep."""
+once, SENT announced after the push (frames, and StatusEvents appended to the log by the router
+itself), replays pushed and their SENT appended again but stored once. No server, no sleep."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from datetime import timedelta
 import pytest
 
 from chat4all.domain.errors import Unavailable
+from chat4all.domain.events import StatusEvent
 from chat4all.domain.frames import Frame
 from chat4all.domain.status import DeliveryStatus
 from chat4all.services.deliveries import DeliveryService
 from chat4all.services.routing import RoutingService
 from tests.fakes.clock import FakeClock
 from tests.fakes.deliveries import FakeDeliveryStore, FakeRelay
+from tests.fakes.log import FakeEventLog
 from tests.fakes.push import RecordingPush
 from tests.fakes.routing import ChannelDirectory, message_event
 
@@ -26,7 +29,10 @@ class Parts:
         self.push = RecordingPush()
         self.directory = ChannelDirectory(channels)
         self.woken = 0
-        self.deliveries = DeliveryService(store=self.store, push=self.push, relay=self.relay, receipt_linger_s=0)
+        self.log = FakeEventLog()
+        self.deliveries = DeliveryService(
+            store=self.store, push=self.push, relay=self.relay, log=self.log, receipt_linger_s=0
+        )
         self.routing = RoutingService(
             deliveries=self.deliveries,
             metadata=self.directory,  # type: ignore[arg-type]
@@ -45,6 +51,10 @@ class Parts:
     def own_frames(self) -> list[tuple[str, Frame]]:
         """What the senders' own v2 devices receive: each message once, marked own."""
         return [(u, f) for u, f in self.push.frames if b'"own":true' in f.data]
+
+    def sent_events(self) -> list[StatusEvent]:
+        """The StatusEvents on the log, in order within each message."""
+        return [StatusEvent.decode(r.value) for r in self.log.records(StatusEvent.topic)]  # type: ignore[misc]
 
     def status_frames(self) -> list[tuple[str, Frame]]:
         return [(u, f) for u, f in self.push.frames if b'"type":"status"' in f.data]
@@ -66,13 +76,20 @@ async def test_a_batch_is_stored_in_one_round_trip_then_pushed_then_announced(pa
     frames = parts.message_frames()
     assert [u for u, _ in frames] == ["bob", "carol"] * 3
     assert all(frames[i][1] is frames[i + 1][1] for i in range(0, 6, 2))
-    # then the SENT statuses: a frame per delivery to the sender, and the relay woken
+    # then the SENT statuses: a frame per delivery to the sender, and a StatusEvent each on the log
     assert [u for u, _ in parts.status_frames()] == ["alice"] * 6
     assert [u for u, f in parts.own_frames() if f.v2_only] == ["alice"] * 3  # the sender's other devices
     assert [x for x in parts.push.calls[0] if not x[1].v2_only] == frames  # messages before statuses
-    assert parts.relay.wakes == 1
     sent = [c for c in parts.store.history_rows if c.status is DeliveryStatus.SENT]
     assert len(sent) == 6 and {c.at for c in sent} == {parts.clock.now}  # time comes from the clock
+    logged = parts.sent_events()
+    assert sorted((e.message_id, e.username, e.channel, e.status) for e in logged) == sorted(
+        (c.message_id, c.username, c.channel, c.status) for c in sent
+    )
+    assert {(e.sender, e.conversation_id, e.at) for e in logged} == {("alice", "c1", parts.clock.now)}
+    assert all(r.key == StatusEvent.decode(r.value).message_id for r in parts.log.records(StatusEvent.topic))
+    # not through the outbox: the router's uncommitted input is the outbox of SENT
+    assert parts.store.outbox == [] and parts.relay.wakes == 0
 
 
 async def test_all_expands_to_internal_and_every_mapped_channel_looked_up_once_per_batch() -> None:
@@ -100,7 +117,7 @@ async def test_internal_only_batches_do_not_wake_the_connector_dispatcher(parts:
     assert parts.woken == 0
 
 
-async def test_a_replayed_batch_is_stored_once_pushed_again_and_announced_once(parts: Parts) -> None:
+async def test_a_replayed_batch_is_stored_once_pushed_again_and_its_sent_appended_again(parts: Parts) -> None:
     events = [message_event("c1", "alice", ["bob"], at=parts.clock.now, text=str(i)) for i in range(2)]
     await parts.routing.route(events)
     statuses_before = len(parts.status_frames())
@@ -110,8 +127,11 @@ async def test_a_replayed_batch_is_stored_once_pushed_again_and_announced_once(p
     assert again.new == [] and [m.message_id for m in again.known] == [e.message_id for e in events]
     assert len(parts.store.messages) == 2
     assert len(parts.message_frames()) == 4  # a crash may have come between commit and push
-    assert len(parts.status_frames()) == statuses_before  # nothing new to announce
+    assert len(parts.status_frames()) == statuses_before  # nothing new to show the sender
     assert len([c for c in parts.store.history_rows if c.status is DeliveryStatus.SENT]) == 2
+    # a crash may have come between the commit and the append: SENT goes to the log again
+    # (the same event ids downstream, so a webhook sees it once)
+    assert [(e.message_id, e.status) for e in parts.sent_events()].count((events[0].message_id, DeliveryStatus.SENT)) == 2
 
 
 async def test_a_message_repeated_within_a_batch_is_stored_once(parts: Parts) -> None:
@@ -133,7 +153,7 @@ async def test_nothing_is_pushed_or_announced_when_the_store_fails(parts: Parts)
     parts.store.fail_next = Unavailable("the database is not reachable")
     with pytest.raises(Unavailable):
         await parts.routing.route([message_event("c1", "alice", ["bob"], at=parts.clock.now)])
-    assert parts.push.calls == [] and parts.relay.wakes == 0
+    assert parts.push.calls == [] and parts.sent_events() == []
     # the worker does not commit the offsets; the next poll routes the batch again
     routed = await parts.routing.route([message_event("c1", "alice", ["bob"], at=parts.clock.now)])
     assert len(routed.new) == 1
@@ -148,7 +168,7 @@ async def test_status_frames_that_cannot_be_pushed_do_not_fail_the_batch(parts: 
 
     parts.deliveries._push = MessagesOnly()  # type: ignore[attr-defined]
     routed = await parts.routing.route([message_event("c1", "alice", ["bob"], at=parts.clock.now)])
-    assert len(routed.new) == 1 and parts.relay.wakes == 1
+    assert len(routed.new) == 1 and len(parts.sent_events()) == 1
 
 
 async def test_each_delivery_keeps_the_trace_it_was_routed_under(parts: Parts) -> None:
@@ -167,3 +187,18 @@ async def test_each_delivery_keeps_the_trace_it_was_routed_under(parts: Parts) -
     await parts.routing.route([event])  # tracing off: the accepting request's trace
     await parts.routing.route([event], traces={event.message_id: mine})  # the router's span
     assert seen == [parent, mine]
+    # the SENT events carry the trace the delivery was stored with
+    assert [e.traceparent for e in parts.sent_events()] == [parent, mine]
+
+
+async def test_a_batch_whose_sent_events_the_log_refuses_fails_and_is_announced_on_retry(parts: Parts) -> None:
+    event = message_event("c1", "alice", ["bob"], at=parts.clock.now)
+    await parts.log.close()  # the log refuses appends
+    with pytest.raises(Unavailable):
+        await parts.routing.route([event])
+    assert len(parts.store.messages) == 1  # stored; the worker will not commit the batch's offsets
+    parts.log._closed = False  # type: ignore[attr-defined]
+    again = await parts.routing.route([event])  # the replay
+    assert again.new == [] and [(e.message_id, e.username, e.status) for e in parts.sent_events()] == [
+        (event.message_id, "bob", DeliveryStatus.SENT)
+    ]

@@ -19,7 +19,9 @@ class DeliveryStore(Protocol):
 
     Each status change is made forward only (``domain.status``; the operator's requeue of a
     FAILED delivery is the one backward move), recorded in the status history and, in the same
-    transaction, as a StatusEvent in the status outbox. Only ``DeliveryService`` calls this.
+    transaction, as a StatusEvent in the status outbox, except a delivery's creation as SENT
+    (``persist_batch``), whose events the router appends itself once the batch is stored (its
+    uncommitted input offsets are its outbox). Only ``DeliveryService`` calls this.
     """
 
     async def persist_batch(self, messages: Sequence[NewMessage], *, at: datetime) -> PersistResult:

@@ -7,25 +7,39 @@ deliveries (``services/connector_dispatch.py``), and the operator's requeue from
 queue (``services/dead_letters.py``). Forward only: the store's guarded update ignores late and
 repeated receipts. Every change is recorded in the history and, in the same transaction, in the
 status outbox (the store writes both); the outbox relay appends the StatusEvents to the log.
-The sender's sockets are shown a status frame.
+Creation is the exception: the router appends the SENT events itself once the batch is stored
+(``announce_created``), because its input is already an outbox: the batch's log offsets are
+committed only after that append, so a crash before it replays the batch, and a replayed
+message's SENT events are appended again. The sender's sockets are shown a status frame.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from chat4all.batching import GroupCommit
 from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.errors import Unavailable
+from chat4all.domain.events import StatusEvent
 from chat4all.domain.frames import status_frame, v2_copy
 from chat4all.domain.models import Message, StatusChange
 from chat4all.domain.status import DeliveryStatus
 from chat4all.observability import metrics
 from chat4all.observability.logging import get_logger
 from chat4all.observability.tracing import current_traceparent
-from chat4all.ports import ConnectorLink, DeliveryKey, DeliveryStore, Moved, NewMessage, PersistResult, Push, Receipt
+from chat4all.ports import (
+    ConnectorLink,
+    DeliveryKey,
+    DeliveryStore,
+    EventLog,
+    Moved,
+    NewMessage,
+    PersistResult,
+    Push,
+    Receipt,
+)
 
 MAX_IDS_PER_RECEIPT = 1000
 _RECEIPTS = (DeliveryStatus.DELIVERED, DeliveryStatus.READ)
@@ -47,6 +61,7 @@ class DeliveryService:
         store: DeliveryStore,
         push: Push,
         relay: Relay | None = None,
+        log: EventLog | None = None,
         receipt_linger_s: float = 0.02,
         wait_for_relay: bool = False,
         clock: Clock = system_clock,
@@ -55,6 +70,7 @@ class DeliveryService:
         self._store = store
         self._push = push
         self._relay = relay
+        self._log = log  # where the router's SENT events go (announce_created)
         # outside a server (an operator's command) nothing relays later: relay before returning
         self._wait_for_relay = wait_for_relay
         # receipts from every socket, request and worker of this process share transactions; a
@@ -64,7 +80,7 @@ class DeliveryService:
 
     async def create(self, batch: Sequence[NewMessage], *, at: datetime) -> PersistResult:
         """Stores routed messages with one SENT delivery per target (one transaction); the
-        caller announces the new ones (``announce``) once it has pushed them."""
+        caller announces them (``announce_created``) once it has pushed them."""
         return await self._store.persist_batch(batch, at=at)
 
     async def record(
@@ -145,6 +161,43 @@ class DeliveryService:
         await self.announce(moved)
         return moved
 
+    async def announce_created(
+        self,
+        created: Sequence[tuple[Message, Sequence[StatusChange]]],
+        *,
+        replayed: Sequence[tuple[Message, Sequence[StatusChange]]] = (),
+        traces: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """The SENT changes of deliveries ``create`` stored: status frames to the senders of
+        ``created``, then every StatusEvent (``replayed`` ones too: messages a crash may have
+        stopped between their commit and this append) appended to the log in one call. Raises
+        if the log does not take them: the caller's batch must then be handled again."""
+        await self._show(created)
+        if self._log is None:
+            raise RuntimeError("announce_created needs the event log")
+        traces = traces or {}
+        records = [
+            (
+                c.message_id,
+                StatusEvent.encode_change(
+                    traceparent=traces.get(c.message_id),
+                    message_id=c.message_id,
+                    conversation_id=m.conversation_id,
+                    sender=m.sender,
+                    username=c.username,
+                    channel=c.channel,
+                    status=c.status,
+                    at=c.at,
+                    detail=c.detail,
+                ),
+            )
+            for part in (replayed, created)
+            for m, changes in part
+            for c in changes
+        ]
+        if records:
+            await self._log.append_many(StatusEvent.topic, records)
+
     async def announce(self, moved: Sequence[tuple[Message, Sequence[StatusChange]]]) -> None:
         """For changes already stored with their StatusEvents: wakes the relay, and sends status
         frames to the senders."""
@@ -153,6 +206,10 @@ class DeliveryService:
                 await self._relay.drain()
             else:
                 self._relay.wake()
+        await self._show(moved)
+
+    async def _show(self, moved: Sequence[tuple[Message, Sequence[StatusChange]]]) -> None:
+        """Status frames to the senders (and a receipt to the reader's other v2 devices)."""
         frames = []
         for message, changes in moved:
             for change in changes:

@@ -3,11 +3,12 @@
 For a batch of accepted messages, in order: expand each message's channels per recipient ("all"
 = internal + every channel the recipient mapped, looked up once per batch), store the batch
 through the delivery service (one transaction per at most ``max_deliveries_per_transaction``
-deliveries: dedup by message_id, sequence numbers per conversation, SENT deliveries, their history
-and StatusEvents), then — only once that is durable — wake the connector dispatcher if external
+deliveries: dedup by message_id, sequence numbers per conversation, SENT deliveries and their
+history), then — only once that is durable — wake the connector dispatcher if external
 deliveries were stored, push each message frame (encoded once) to its in-app recipients, and
-announce the SENT statuses. A message already stored (a replay) is pushed again: a crash may
-have come between the commit and the push; clients drop repeats by message_id.
+announce the SENT statuses (frames to the senders, StatusEvents to the log). A message already
+stored (a replay) is pushed and its SENT events appended again: a crash may have come between
+the commit and either; clients drop repeats by message_id, webhook callbacks by event id.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from chat4all import failpoints
 from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.events import MessageEvent
 from chat4all.domain.frames import Frame, message_frame, own_message_frame
@@ -101,19 +104,26 @@ class RoutingService:
         started = time.time_ns()
         await self._push_to_sockets([*routed.known, *routed.new], targets)
         routed.push_ns = (started, time.time_ns())
-        await self._deliveries.announce(
-            [
-                (
-                    m,
-                    [
-                        StatusChange(message_id=m.message_id, username=u, channel=c, status=DeliveryStatus.SENT, at=now)
-                        for u, c in targets[m.message_id]
-                    ],
-                )
-                for m in routed.new
-            ],
+        failpoints.hit("routing.before_sent")  # crash tests: stored and pushed, SENT not on the log
+        await self._deliveries.announce_created(
+            self._sent(routed.new, targets, now), replayed=self._sent(routed.known, targets, now), traces=traces
         )
         return routed
+
+    @staticmethod
+    def _sent(
+        messages: Sequence[Message], targets: Mapping[str, Sequence[tuple[str, str]]], at: datetime
+    ) -> list[tuple[Message, list[StatusChange]]]:
+        return [
+            (
+                m,
+                [
+                    StatusChange(message_id=m.message_id, username=u, channel=c, status=DeliveryStatus.SENT, at=at)
+                    for u, c in targets[m.message_id]
+                ],
+            )
+            for m in messages
+        ]
 
     async def _new_message(self, e: MessageEvent, mapped: dict[str, list[str]], traceparent: str | None) -> NewMessage:
         return NewMessage(

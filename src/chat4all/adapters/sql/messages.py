@@ -66,7 +66,6 @@ class SqlMessageStore:
         message_rows: list[dict[str, Any]] = []
         delivery_rows: list[dict[str, Any]] = []
         history_rows: list[dict[str, Any]] = []
-        events: list[tuple[str, str, StatusChange]] = []
         next_seq = dict(last_seq)
         for m in fresh:
             next_seq[m.conversation_id] += 1
@@ -110,10 +109,6 @@ class SqlMessageStore:
                         "at": at,
                     }
                 )
-                change = StatusChange(
-                    message_id=m.message_id, username=username, channel=channel, status=DeliveryStatus.SENT, at=at
-                )
-                events.append((m.conversation_id, m.sender, change))
             stored.append(
                 Message(
                     message_id=m.message_id,
@@ -141,9 +136,8 @@ class SqlMessageStore:
             await record_shares(conn, message_rows, at=at)  # members may now download the files sent
         if delivery_rows:
             await conn.execute(sa.insert(deliveries), delivery_rows)
+            # no SENT events in the status outbox: the router appends them (DeliveryService.announce_created)
             await conn.execute(sa.insert(status_history), history_rows)
-            traces = {(r["message_id"], r["username"], r["channel"]): r["traceparent"] for r in delivery_rows}
-            await write_outbox(conn, outbox_rows(events, traces))  # the SENT events, committed with the rows
         return stored
 
     async def get_message(self, message_id: str) -> Message | None:
