@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -63,7 +64,7 @@ class _Producer:
     call that queues them); delivery reports are served by one poll thread and handed back to
     the loop in batches, one wake-up per poll rather than one per record."""
 
-    def __init__(self, config: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, config: dict[str, Any], loop: asyncio.AbstractEventLoop, *, timeout_s: float) -> None:
         self._producer = confluent_kafka.Producer(config, logger=_LIBRDKAFKA_LOG)
         self._loop = loop
         self._reports: list[tuple[asyncio.Future[None], confluent_kafka.KafkaError | None]] = []
@@ -71,13 +72,30 @@ class _Producer:
         self._polling = True
         self._thread = threading.Thread(target=self._poll, name="kafka-delivery-reports", daemon=True)
         self._thread.start()
+        # librdkafka reports a record it could not write within message.timeout.ms as failed; a
+        # watchdog, one timer for all records rather than a timeout per append, fails whatever
+        # is still unanswered a second after that (a stalled report thread must not hang callers)
+        self._deadline_s = timeout_s + 1.0
+        self._unanswered: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self._watchdog = loop.call_later(1.0, self._expire)
 
     def produce(self, topic: str, key: bytes, value: bytes) -> asyncio.Future[None]:
-        """Queues a record; the future completes with its delivery report. BufferError when
-        librdkafka's queue is full, KafkaException when it refuses the record."""
+        """Queues a record; the future completes with its delivery report (TimeoutError if none
+        came in time). BufferError when librdkafka's queue is full, KafkaException when it
+        refuses the record."""
         future: asyncio.Future[None] = self._loop.create_future()
         self._producer.produce(topic, value, key, on_delivery=lambda error, _record: self._report(future, error))
+        self._unanswered.append((self._loop.time() + self._deadline_s, future))
         return future
+
+    def _expire(self) -> None:
+        now = self._loop.time()
+        unanswered = self._unanswered
+        while unanswered and (unanswered[0][1].done() or unanswered[0][0] <= now):
+            _, future = unanswered.popleft()
+            if not future.done():
+                future.set_exception(TimeoutError("no delivery report in time"))
+        self._watchdog = self._loop.call_later(1.0, self._expire)
 
     def _report(self, future: asyncio.Future[None], error: confluent_kafka.KafkaError | None) -> None:
         with self._lock:  # (on the poll thread)
@@ -108,6 +126,7 @@ class _Producer:
         await asyncio.to_thread(self._thread.join)
         await asyncio.to_thread(self._producer.flush, timeout_s)  # serves the last reports too
         self._hand_over()
+        self._watchdog.cancel()
 
 
 def bootstrap_servers(url: str) -> str:
@@ -199,6 +218,7 @@ class KafkaEventLog:
                 "request.timeout.ms": min(timeout_ms, 30_000),
             },
             asyncio.get_running_loop(),
+            timeout_s=self._append_timeout_s,
         )
 
     async def _replace_producer(self, broken: _Producer) -> None:
@@ -261,14 +281,18 @@ class KafkaEventLog:
                 futures = [producer.produce(physical, key.encode(), value) for key, value in records]
             except (BufferError, confluent_kafka.KafkaException) as exc:  # queue full, or refused
                 raise Unavailable("the event log is not reachable") from exc
-            try:
-                async with asyncio.timeout(self._append_timeout_s):
-                    reports = await asyncio.gather(*futures, return_exceptions=True)
-            except TimeoutError as exc:
-                raise Unavailable("the event log is not reachable") from exc
-            failed = [r for r in reports if isinstance(r, BaseException)]
-            if failed:
-                first = failed[0]
+            # bounded without a timer per call: librdkafka reports a record it could not write
+            # within append_timeout_s as failed, and the producer's watchdog backs that up
+            first: BaseException | None = None
+            if len(futures) == 1:  # one message accepted: no gather
+                try:
+                    await futures[0]
+                except (DeliveryFailed, TimeoutError) as exc:
+                    first = exc
+            else:
+                reports = await asyncio.gather(*futures, return_exceptions=True)
+                first = next((r for r in reports if isinstance(r, BaseException)), None)
+            if first is not None:
                 if isinstance(first, DeliveryFailed) and first.error.fatal():
                     # an idempotent producer that cannot go on (a broker lost its producer
                     # state, a fenced epoch): a new one, with a new producer id, takes over

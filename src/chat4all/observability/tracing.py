@@ -27,7 +27,10 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 
 
 def new_traceparent(trace_id: str | None = None) -> str:
-    return f"00-{trace_id or secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    if trace_id is None:
+        ids = secrets.token_hex(24)  # one read of the system's randomness for both ids
+        return f"00-{ids[:32]}-{ids[32:]}-01"
+    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
 
 
 def continue_trace(header: str | None) -> str:
