@@ -177,3 +177,16 @@ async def test_paging_with_after_covers_ties_in_created_at_without_duplicates_or
     # newest first; among equal instants, the ids descend
     keys = [(c.created_at, c.conversation_id) for c in paged]
     assert keys == sorted(keys, reverse=True)
+
+
+async def test_several_read_at_once_by_id_unknown_and_repeated_ids_aside(conversation_store: ConversationStore) -> None:
+    a = await conversation_store.create_conversation(conversation("alice", "bob"), private_key=None)
+    b = await conversation_store.create_conversation(conversation("carol", "alice", name="B"), private_key=None)
+    unknown = str(uuid.uuid4())
+
+    found = await conversation_store.get_conversations([b.conversation_id, unknown, a.conversation_id, b.conversation_id])
+
+    assert set(found) == {a.conversation_id, b.conversation_id}
+    assert found[a.conversation_id] == await conversation_store.get_conversation(a.conversation_id)
+    assert found[b.conversation_id].members == ("alice", "carol") and found[b.conversation_id].name == "B"
+    assert await conversation_store.get_conversations([]) == {}

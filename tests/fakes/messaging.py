@@ -43,6 +43,10 @@ class FakeConversationStore:
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         return self.conversations.get(conversation_id)
 
+    async def get_conversations(self, conversation_ids: Sequence[str]) -> dict[str, Conversation]:
+        self.batch_reads = getattr(self, "batch_reads", 0) + 1
+        return {i: self.conversations[i] for i in conversation_ids if i in self.conversations}
+
     async def list_conversations(
         self, username: str, *, limit: int, after: tuple[datetime, str] | None
     ) -> list[Conversation]:

@@ -10,6 +10,7 @@ import pytest
 
 from chat4all.bench import http
 from chat4all.bench.http import Poster
+from tests.conftest import wait_until
 
 
 class Server:
@@ -70,6 +71,22 @@ async def test_requests_share_one_connection_and_carry_path_headers_and_body(ser
     first = server.requests[0]
     assert first.startswith(b"POST /base/v1/messages HTTP/1.1\r\nHost: 127.0.0.1:")
     assert b"\r\nAuthorization: Bearer t\r\nContent-Length: 7\r\n\r\n" in first
+
+
+async def test_connect_opens_the_connection_before_the_first_request_which_then_reuses_it(serve: Start) -> None:
+    server = Server()
+    poster = Poster(await serve(server), "/x", {})
+    await poster.connect()
+
+    async def accepted() -> bool:
+        return server.connections == 1
+
+    await wait_until(accepted, what="the server to accept the connection")
+    assert server.requests == []
+    await poster.connect()  # already open: nothing new
+    assert await poster.post(b"1") == (202, b"1")
+    poster.close()
+    assert server.connections == 1
 
 
 async def test_a_connection_the_server_closed_is_reopened(serve: Start) -> None:

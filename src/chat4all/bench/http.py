@@ -37,9 +37,11 @@ class Poster:
         self._connection: _Connection | None = None
         self._last = 0.0
 
-    async def post(self, body: bytes) -> tuple[int, bytes]:
-        """(status, body) of the answer; OSError (ConnectionError among them) when the
-        connection fails or the answer is not HTTP."""
+    async def connect(self) -> None:
+        """Opens the connection now (before the measured load), if it is not open."""
+        await self._connected()
+
+    async def _connected(self) -> _Connection:
         connection = self._connection
         if connection is None or connection.closed or time.monotonic() - self._last > IDLE_S:
             self.close()
@@ -47,6 +49,13 @@ class Poster:
                 _Connection, self._host, self._port, ssl=self._ssl
             )
             self._connection = connection
+            self._last = time.monotonic()
+        return connection
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        """(status, body) of the answer; OSError (ConnectionError among them) when the
+        connection fails or the answer is not HTTP."""
+        connection = await self._connected()
         try:
             return await connection.request(b"%b%d\r\n\r\n%b" % (self._head, len(body), body))
         finally:

@@ -127,7 +127,10 @@ class SynapseLoad(Load):
 
     # run -----------------------------------------------------------------------------------
 
-    async def _send_loop(self, c: int, queue: asyncio.Queue[Any]) -> None:
+    async def _sender_clients(self) -> list[Any]:
+        return [None] * len(self.senders)  # the shared aiohttp session sends
+
+    async def _send_loop(self, c: int, queue: asyncio.Queue[Any], poster: object = None) -> None:
         _, token, room_id = self.senders[c]
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         prefix = f"{CLIENT}/rooms/{quote(room_id)}/send/m.room.message/{self.run_id}-{c}-"

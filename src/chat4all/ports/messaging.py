@@ -16,6 +16,9 @@ class ConversationStore(Protocol):
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
+    async def get_conversations(self, conversation_ids: Sequence[str]) -> dict[str, Conversation]:
+        """Those of ``conversation_ids`` that exist, by id, in one read."""
+
     async def list_conversations(
         self, username: str, *, limit: int, after: tuple[datetime, str] | None
     ) -> list[Conversation]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from chat4all.batching import GroupCommit
 from chat4all.domain.clock import Clock, system_clock
 from chat4all.domain.errors import Forbidden, InvalidInput, NotFound, UnknownUser
 from chat4all.domain.ids import new_id, parse_uuid
@@ -52,6 +54,9 @@ class ConversationService:
         # a private conversation never changes; a group is cached for ``group_cache_ttl_s``
         self._cache: OrderedDict[str, Conversation] = OrderedDict()
         self._cache_size = cache_size
+        # what the cache misses at the same moment is read together: a fresh node's first second
+        # (every conversation missing at once) is a few reads, not one per conversation
+        self._reads: GroupCommit[str, Conversation | None] = GroupCommit(self._read_many, max_batch=500)
 
     async def create(
         self,
@@ -112,7 +117,7 @@ class ConversationService:
             conversation_id = parse_uuid(conversation_id)
         except ValueError:
             return None
-        found = await self._store.get_conversation(conversation_id)
+        found = await self._reads.submit(conversation_id)
         if found is not None:
             self._cache[conversation_id] = found
             self._cache.move_to_end(conversation_id)
@@ -121,6 +126,10 @@ class ConversationService:
                 dropped, _ = self._cache.popitem(last=False)
                 self._cached_at.pop(dropped, None)
         return found
+
+    async def _read_many(self, conversation_ids: Sequence[str]) -> list[Conversation | None]:
+        found = await self._store.get_conversations(conversation_ids)
+        return [found.get(c) for c in conversation_ids]
 
     def forget(self, conversation_id: str) -> None:
         """Its membership or details changed (API v2): the next lookup reads the store."""

@@ -64,6 +64,11 @@ class SqlConversationStore:
         found = await self._load(conversations_t.c.conversation_id == conversation_id)
         return found[0] if found else None
 
+    async def get_conversations(self, conversation_ids: Sequence[str]) -> dict[str, Conversation]:
+        if not conversation_ids:
+            return {}
+        return {c.conversation_id: c for c in await self.load_many(list(dict.fromkeys(conversation_ids)))}
+
     async def load_many(self, conversation_ids: Sequence[str]) -> list[Conversation]:
         """Several at once, whoever their members are now (API v2)."""
         return await self._load(self._db.one_of(conversations_t.c.conversation_id, conversation_ids))

@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from chat4all.adapters.sql import schema
 from chat4all.domain.errors import Unavailable
 from chat4all.observability.logging import get_logger
 
@@ -55,6 +56,14 @@ def _is_outage(exc: BaseException) -> bool:
             return True
         cause = cause.__cause__
     return False
+
+
+# one statement naming every table, reading no row: a new PostgreSQL server process builds the
+# catalog caches of a table the first time a statement names it (a few ms per table); a pool's
+# worth of them each doing it for every table during the first second of load was a stall
+_TOUCH_TABLES = sa.union_all(
+    *(sa.select(sa.literal(1)).select_from(t).limit(0) for t in schema.metadata.sorted_tables)
+)
 
 
 class Database:
@@ -191,6 +200,10 @@ class Database:
         async def one() -> AsyncConnection:
             conn = await self.engine.connect()
             await conn.execute(sa.text("SELECT 1"))
+            try:  # every table once: the server process loads its catalog entries now, not under load
+                await conn.execute(_TOUCH_TABLES)
+            except DBAPIError:  # not migrated yet: readiness says so
+                await conn.rollback()
             return conn
 
         results = await asyncio.gather(*(asyncio.wait_for(one(), 10) for _ in range(size)), return_exceptions=True)
