@@ -76,7 +76,7 @@ async def test_a_batch_is_stored_in_one_round_trip_then_pushed_then_announced(pa
     frames = parts.message_frames()
     assert [u for u, _ in frames] == ["bob", "carol"] * 3
     assert all(frames[i][1] is frames[i + 1][1] for i in range(0, 6, 2))
-    # then the SENT statuses: a frame per delivery to the sender, and a StatusEvent each on the log
+    # and the SENT statuses: a StatusEvent each on the log, a frame per delivery to the sender
     assert [u for u, _ in parts.status_frames()] == ["alice"] * 6
     assert [u for u, f in parts.own_frames() if f.v2_only] == ["alice"] * 3  # the sender's other devices
     assert [x for x in parts.push.calls[0] if not x[1].v2_only] == frames  # messages before statuses
@@ -197,8 +197,24 @@ async def test_a_batch_whose_sent_events_the_log_refuses_fails_and_is_announced_
     with pytest.raises(Unavailable):
         await parts.routing.route([event])
     assert len(parts.store.messages) == 1  # stored; the worker will not commit the batch's offsets
+    assert parts.push.calls == []  # nobody received it yet: nobody can have acknowledged it
     parts.log._closed = False  # type: ignore[attr-defined]
     again = await parts.routing.route([event])  # the replay
     assert again.new == [] and [(e.message_id, e.username, e.status) for e in parts.sent_events()] == [
         (event.message_id, "bob", DeliveryStatus.SENT)
     ]
+
+
+async def test_sent_is_on_the_log_before_the_message_reaches_a_socket(parts: Parts) -> None:
+    """So a recipient's DELIVERED (appended after its ack, under the same key) follows SENT."""
+    logged_at_push: list[list[str]] = []
+    original = parts.push.send
+
+    async def send(frames):  # type: ignore[no-untyped-def]
+        logged_at_push.append([e.message_id for e in parts.sent_events()])
+        await original(frames)
+
+    parts.push.send = send  # type: ignore[method-assign]
+    event = message_event("c1", "alice", ["bob"], at=parts.clock.now)
+    await parts.routing.route([event])
+    assert logged_at_push and all(event.message_id in seen for seen in logged_at_push)

@@ -8,7 +8,7 @@ queue (``services/dead_letters.py``). Forward only: the store's guarded update i
 repeated receipts. Every change is recorded in the history and, in the same transaction, in the
 status outbox (the store writes both); the outbox relay appends the StatusEvents to the log.
 Creation is the exception: the router appends the SENT events itself once the batch is stored
-(``announce_created``), because its input is already an outbox: the batch's log offsets are
+(``log_created``, before it pushes them), because its input is already an outbox: the batch's log offsets are
 committed only after that append, so a crash before it replays the batch, and a replayed
 message's SENT events are appended again. The sender's sockets are shown a status frame.
 """
@@ -70,7 +70,7 @@ class DeliveryService:
         self._store = store
         self._push = push
         self._relay = relay
-        self._log = log  # where the router's SENT events go (announce_created)
+        self._log = log  # where the router's SENT events go (log_created)
         # outside a server (an operator's command) nothing relays later: relay before returning
         self._wait_for_relay = wait_for_relay
         # receipts from every socket, request and worker of this process share transactions; a
@@ -80,7 +80,8 @@ class DeliveryService:
 
     async def create(self, batch: Sequence[NewMessage], *, at: datetime) -> PersistResult:
         """Stores routed messages with one SENT delivery per target (one transaction); the
-        caller announces them (``announce_created``) once it has pushed them."""
+        caller appends their SENT events (``log_created``), pushes the messages, then shows the
+        senders their SENT (``show``)."""
         return await self._store.persist_batch(batch, at=at)
 
     async def record(
@@ -161,20 +162,20 @@ class DeliveryService:
         await self.announce(moved)
         return moved
 
-    async def announce_created(
+    async def log_created(
         self,
         created: Sequence[tuple[Message, Sequence[StatusChange]]],
         *,
         replayed: Sequence[tuple[Message, Sequence[StatusChange]]] = (),
         traces: Mapping[str, str | None] | None = None,
     ) -> None:
-        """The SENT changes of deliveries ``create`` stored: status frames to the senders of
-        ``created``, then every StatusEvent (``replayed`` ones too: messages a crash may have
-        stopped between their commit and this append) appended to the log in one call. Raises
-        if the log does not take them: the caller's batch must then be handled again."""
-        await self._show(created)
+        """Appends the StatusEvents of the SENT changes of deliveries ``create`` stored (of
+        ``replayed`` ones too: messages a crash may have stopped between their commit and this
+        append) in one call. Raises if the log does not take them: the caller's batch must then
+        be handled again. Called before the messages are pushed, so a recipient's DELIVERED
+        (keyed by the same message id, appended after it) follows SENT on the log."""
         if self._log is None:
-            raise RuntimeError("announce_created needs the event log")
+            raise RuntimeError("log_created needs the event log")
         traces = traces or {}
         records = [
             (
@@ -206,10 +207,11 @@ class DeliveryService:
                 await self._relay.drain()
             else:
                 self._relay.wake()
-        await self._show(moved)
+        await self.show(moved)
 
-    async def _show(self, moved: Sequence[tuple[Message, Sequence[StatusChange]]]) -> None:
-        """Status frames to the senders (and a receipt to the reader's other v2 devices)."""
+    async def show(self, moved: Sequence[tuple[Message, Sequence[StatusChange]]]) -> None:
+        """Status frames to the senders (and a receipt to the reader's other v2 devices); a
+        push that is unavailable loses only these frames (the statuses are stored)."""
         frames = []
         for message, changes in moved:
             for change in changes:

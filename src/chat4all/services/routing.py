@@ -4,11 +4,11 @@ For a batch of accepted messages, in order: expand each message's channels per r
 = internal + every channel the recipient mapped, looked up once per batch), store the batch
 through the delivery service (one transaction per at most ``max_deliveries_per_transaction``
 deliveries: dedup by message_id, sequence numbers per conversation, SENT deliveries and their
-history), then — only once that is durable — wake the connector dispatcher if external
-deliveries were stored, push each message frame (encoded once) to its in-app recipients, and
-announce the SENT statuses (frames to the senders, StatusEvents to the log). A message already
-stored (a replay) is pushed and its SENT events appended again: a crash may have come between
-the commit and either; clients drop repeats by message_id, webhook callbacks by event id.
+history), then — only once that is durable — append the SENT StatusEvents to the log, wake the
+connector dispatcher if external deliveries were stored, push each message frame
+(encoded once) to its in-app recipients, and show the senders their SENT. A message already
+stored (a replay) has its SENT events appended and is pushed again: a crash may have come
+between the commit and either; clients drop repeats by message_id, webhook callbacks by event id.
 """
 
 from __future__ import annotations
@@ -97,6 +97,10 @@ class RoutingService:
             log.info("already stored, pushed again", count=len(known_ids), message_ids=known_ids[:20])
 
         targets = {m.message_id: m.targets for m in batch}
+        sent = self._sent(routed.new, targets, now)
+        failpoints.hit("routing.before_sent")  # crash tests: stored, SENT not on the log, nothing pushed
+        # SENT on the log before anyone (a recipient, a provider) can receive and acknowledge it
+        await self._deliveries.log_created(sent, replayed=self._sent(routed.known, targets, now), traces=traces)
         if self._on_external is not None and any(
             c != INTERNAL for m in routed.new for _, c in targets[m.message_id]
         ):
@@ -104,10 +108,7 @@ class RoutingService:
         started = time.time_ns()
         await self._push_to_sockets([*routed.known, *routed.new], targets)
         routed.push_ns = (started, time.time_ns())
-        failpoints.hit("routing.before_sent")  # crash tests: stored and pushed, SENT not on the log
-        await self._deliveries.announce_created(
-            self._sent(routed.new, targets, now), replayed=self._sent(routed.known, targets, now), traces=traces
-        )
+        await self._deliveries.show(sent)
         return routed
 
     @staticmethod
