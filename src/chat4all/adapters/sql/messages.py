@@ -58,7 +58,7 @@ class _Statements:
 
 
 @functools.cache
-def _statements(postgres: bool) -> _Statements:
+def _statements(*, postgres: bool) -> _Statements:
     d = deliveries
     if postgres:
         # one UPDATE ... FROM unnest(...) for the batch, not one execution per row
@@ -92,7 +92,7 @@ def _statements(postgres: bool) -> _Statements:
 class SqlMessageStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._sql = _statements(not db.is_sqlite)
+        self._sql = _statements(postgres=not db.is_sqlite)
 
     async def persist_batch(self, batch: Sequence[NewMessage], *, at: datetime) -> PersistResult:
         unique: dict[str, NewMessage] = {}

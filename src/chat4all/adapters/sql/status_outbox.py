@@ -48,7 +48,7 @@ _OLDEST: sa.Select[Any] = (
 
 
 @functools.cache
-def _delete(postgres: bool) -> sa.Delete:
+def _delete(*, postgres: bool) -> sa.Delete:
     """Deletes the rows of :ids."""
     return sa.delete(status_outbox).where(in_param(status_outbox.c.id, "ids", postgres=postgres))
 
@@ -103,7 +103,7 @@ class SqlStatusOutbox:
             if not rows:
                 return 0
             await self._publish(publish, rows)
-            await conn.execute(_delete(True), {"ids": [r.id for r in rows]})
+            await conn.execute(_delete(postgres=True), {"ids": [r.id for r in rows]})
         return len(rows)
 
     async def _relay_sqlite(self, publish: Publish, limit: int) -> int:
@@ -114,7 +114,7 @@ class SqlStatusOutbox:
             return 0
         await self._publish(publish, rows)
         async with self._db.write() as conn:
-            await conn.execute(_delete(False), {"ids": [r.id for r in rows]})
+            await conn.execute(_delete(postgres=False), {"ids": [r.id for r in rows]})
         return len(rows)
 
     @staticmethod
