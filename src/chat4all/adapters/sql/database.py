@@ -225,6 +225,41 @@ class Database:
             await self.replica.dispose()
 
 
+# The same three forms as statements built once, for hot paths: built at import (or once per
+# dialect) with named parameters and executed with their values, so that no SQL element is made
+# per call (building one, and then its cache key, cost CPU and left cyclic garbage for the collector).
+
+
+def in_param(column: sa.ColumnElement[Any], name: str, *, postgres: bool) -> sa.ColumnElement[bool]:
+    """``column IN :name``, ``name`` bound to a list: ``= ANY(:name)`` of one array on PostgreSQL
+    (as ``Database.one_of``), an expanding IN elsewhere."""
+    if postgres:
+        return column == sa.any_(sa.bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
+def keys_in_param(columns: Sequence[sa.ColumnElement[Any]], name: str, *, postgres: bool) -> sa.ColumnElement[bool]:
+    """``(columns) IN keys`` (as ``Database.keys_in``). Bound with ``key_params(name, keys, ...)``."""
+    if postgres:
+        keyset = key_table_param(columns, [f"{name}{i}" for i in range(len(columns))])
+        return sa.tuple_(*columns).in_(sa.select(*keyset.c))
+    return sa.tuple_(*columns).in_(sa.bindparam(name, expanding=True))
+
+
+def key_params(name: str, keys: Sequence[tuple[Any, ...]], *, postgres: bool) -> dict[str, Any]:
+    """The parameters of ``keys_in_param(columns, name, ...)`` for these keys (at least one)."""
+    if postgres:
+        return {f"{name}{i}": list(column) for i, column in enumerate(zip(*keys, strict=True))}
+    return {name: list(keys)}
+
+
+def key_table_param(columns: Sequence[sa.ColumnElement[Any]], names: Sequence[str]) -> sa.TableValuedAlias:
+    """PostgreSQL: ``unnest(:names[0], :names[1], ...)`` (as ``Database.key_table``), a table with
+    columns k0, k1, ... typed like ``columns``; each name is bound to one column's values."""
+    arrays = [sa.bindparam(n, type_=ARRAY(c.type)) for n, c in zip(names, columns, strict=True)]
+    return sa.func.unnest(*arrays).table_valued(*(f"k{i}" for i in range(len(columns)))).render_derived()
+
+
 def _json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 

@@ -15,6 +15,12 @@ from chat4all.domain.files import FileRecord, FileStatus
 
 _COLUMNS = tuple(files.c[name] for name in FileRecord.model_fields)
 
+# the router's, in its persist: built once, executed with parameters (see adapters/sql/messages.py)
+_SHARES_OF = sa.select(file_shares.c.file_id, file_shares.c.conversation_id).where(
+    file_shares.c.file_id.in_(sa.bindparam("file_ids", expanding=True))
+)
+_INSERT_SHARES = sa.insert(file_shares)
+
 
 class SqlFileStore:
     def __init__(self, db: Database) -> None:
@@ -87,14 +93,9 @@ async def record_shares(conn: AsyncConnection, messages: Sequence[dict[str, Any]
     }
     if not pairs:
         return
-    existing = await conn.execute(
-        sa.select(file_shares.c.file_id, file_shares.c.conversation_id).where(
-            file_shares.c.file_id.in_({f for f, _ in pairs})
-        )
-    )
+    existing = await conn.execute(_SHARES_OF, {"file_ids": list({f for f, _ in pairs})})
     missing = pairs - {(r.file_id, r.conversation_id) for r in existing}
     if missing:
         await conn.execute(
-            sa.insert(file_shares),
-            [{"file_id": f, "conversation_id": c, "created_at": at} for f, c in sorted(missing)],
+            _INSERT_SHARES, [{"file_id": f, "conversation_id": c, "created_at": at} for f, c in sorted(missing)]
         )

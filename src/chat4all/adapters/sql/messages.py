@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from chat4all.adapters.sql.database import Database
+from chat4all.adapters.sql.database import Database, in_param, key_params, key_table_param, keys_in_param
 from chat4all.adapters.sql.files import record_shares
 from chat4all.adapters.sql.read_cursors import advance_read_cursors, message_kind
 from chat4all.adapters.sql.rows import MESSAGE_COLUMNS as _MESSAGE_COLUMNS
@@ -26,10 +28,71 @@ _DELIVERY_KEY = (deliveries.c.message_id, deliveries.c.username, deliveries.c.ch
 # drivers' limits
 _KEYS_PER_STATEMENT = 2000
 
+# The statements of the router's persist and of the receipts, built once and executed with
+# parameters: building them per call (and then their cache keys) was a tenth of the router's CPU
+# and most of the cyclic garbage an API process left for the collector.
+_BUMP_CONVERSATIONS = (
+    sa.update(conversations)
+    .where(conversations.c.conversation_id == sa.bindparam("cid"))
+    .values(last_seq=sa.bindparam("seq"), last_activity_at=sa.bindparam("now"), changed_at=sa.bindparam("now"))
+)
+_INSERT_MESSAGES = sa.insert(messages)
+_INSERT_DELIVERIES = sa.insert(deliveries)
+_INSERT_HISTORY = sa.insert(status_history)
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """Those whose form depends on the dialect: lists bound as arrays on PostgreSQL, as expanding
+    IN lists on SQLite."""
+
+    postgres: bool
+    # :cids, the conversations to lock, in order
+    lock_conversations: sa.Select[Any]
+    # :ids, the messages to read
+    messages_in: sa.Select[Any]
+    # the delivery keys to lock, in order (``key_params("key", ...)``)
+    lock_deliveries: sa.Select[Any]
+    # PostgreSQL: one execution with arrays :m :u :c :s :e; SQLite: one row each; and :now
+    set_statuses: sa.Update
+
+
+@functools.cache
+def _statements(*, postgres: bool) -> _Statements:
+    d = deliveries
+    if postgres:
+        # one UPDATE ... FROM unnest(...) for the batch, not one execution per row
+        new = key_table_param([d.c.message_id, d.c.username, d.c.channel, d.c.status, d.c.error], ["m", "u", "c", "s", "e"])
+        set_statuses = (
+            sa.update(d)
+            .where(d.c.message_id == new.c.k0, d.c.username == new.c.k1, d.c.channel == new.c.k2)
+            .values(status=new.c.k3, updated_at=sa.bindparam("now"), error=new.c.k4)
+        )
+    else:
+        set_statuses = (
+            sa.update(d)
+            .where(d.c.message_id == sa.bindparam("m"), d.c.username == sa.bindparam("u"), d.c.channel == sa.bindparam("c"))
+            .values(status=sa.bindparam("s"), updated_at=sa.bindparam("now"), error=sa.bindparam("e"))
+        )
+    return _Statements(
+        postgres=postgres,
+        lock_conversations=sa.select(conversations.c.conversation_id, conversations.c.last_seq)
+        .where(in_param(conversations.c.conversation_id, "cids", postgres=postgres))
+        .order_by(conversations.c.conversation_id)
+        .with_for_update(),
+        messages_in=sa.select(*_MESSAGE_COLUMNS).where(in_param(messages.c.message_id, "ids", postgres=postgres)),
+        lock_deliveries=sa.select(d.c.message_id, d.c.username, d.c.channel, d.c.status, d.c.traceparent)
+        .where(keys_in_param(_DELIVERY_KEY, "key", postgres=postgres))
+        .order_by(d.c.message_id, d.c.username, d.c.channel)
+        .with_for_update(),
+        set_statuses=set_statuses,
+    )
+
 
 class SqlMessageStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._sql = _statements(postgres=not db.is_sqlite)
 
     async def persist_batch(self, batch: Sequence[NewMessage], *, at: datetime) -> PersistResult:
         unique: dict[str, NewMessage] = {}
@@ -43,16 +106,9 @@ class SqlMessageStore:
             # a rebalance queue up instead of deadlocking); only then is "already stored" final.
             last_seq = {
                 r.conversation_id: r.last_seq
-                for r in await conn.execute(
-                    sa.select(conversations.c.conversation_id, conversations.c.last_seq)
-                    .where(self._db.one_of(conversations.c.conversation_id, conversation_ids))
-                    .order_by(conversations.c.conversation_id)
-                    .with_for_update()
-                )
+                for r in await conn.execute(self._sql.lock_conversations, {"cids": conversation_ids})
             }
-            known_rows = (
-                await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(self._db.one_of(messages.c.message_id, unique)))
-            ).all()
+            known_rows = (await conn.execute(self._sql.messages_in, {"ids": list(unique)})).all()
             known = [_message(r) for r in known_rows]
             known_ids = {k.message_id for k in known}
             fresh = [m for m in unique.values() if m.message_id not in known_ids and m.conversation_id in last_seq]
@@ -123,21 +179,16 @@ class SqlMessageStore:
                     kind=message_kind(m.payload),
                 )
             )
-        bumped = [{"cid": c, "seq": seq} for c, seq in next_seq.items() if seq != last_seq[c]]
+        bumped = [{"cid": c, "seq": seq, "now": at} for c, seq in next_seq.items() if seq != last_seq[c]]
         if bumped:
-            await conn.execute(
-                sa.update(conversations)
-                .where(conversations.c.conversation_id == sa.bindparam("cid"))
-                .values(last_seq=sa.bindparam("seq"), last_activity_at=at, changed_at=at),
-                bumped,
-            )
+            await conn.execute(_BUMP_CONVERSATIONS, bumped)
         if message_rows:
-            await conn.execute(sa.insert(messages), message_rows)
+            await conn.execute(_INSERT_MESSAGES, message_rows)
             await record_shares(conn, message_rows, at=at)  # members may now download the files sent
         if delivery_rows:
-            await conn.execute(sa.insert(deliveries), delivery_rows)
-            # no SENT events in the status outbox: the router appends them (DeliveryService.announce_created)
-            await conn.execute(sa.insert(status_history), history_rows)
+            await conn.execute(_INSERT_DELIVERIES, delivery_rows)
+            # no SENT events in the status outbox: the router appends them (DeliveryService.log_created)
+            await conn.execute(_INSERT_HISTORY, history_rows)
         return stored
 
     async def get_message(self, message_id: str) -> Message | None:
@@ -232,7 +283,6 @@ class SqlMessageStore:
     async def advance_many(
         self, receipts: Sequence[Receipt], *, at: datetime
     ) -> list[tuple[Message, list[StatusChange]]]:
-        d = deliveries
         keys = sorted({(m, r.username, r.channel) for r in receipts for m in r.message_ids})
         if not keys:
             return []
@@ -241,14 +291,8 @@ class SqlMessageStore:
             current: dict[tuple[str, str, str], DeliveryStatus] = {}
             traces: dict[tuple[str, str, str], str | None] = {}
             for start in range(0, len(keys), _KEYS_PER_STATEMENT):
-                rows = (
-                    await conn.execute(
-                        sa.select(d.c.message_id, d.c.username, d.c.channel, d.c.status, d.c.traceparent)
-                        .where(self._db.keys_in(_DELIVERY_KEY, keys[start : start + _KEYS_PER_STATEMENT]))
-                        .order_by(d.c.message_id, d.c.username, d.c.channel)
-                        .with_for_update()
-                    )
-                ).all()
+                chunk = key_params("key", keys[start : start + _KEYS_PER_STATEMENT], postgres=self._sql.postgres)
+                rows = (await conn.execute(self._sql.lock_deliveries, chunk)).all()
                 current.update({(r.message_id, r.username, r.channel): DeliveryStatus(r.status) for r in rows})
                 traces.update({(r.message_id, r.username, r.channel): r.traceparent for r in rows})
             changes: dict[str, list[StatusChange]] = {}
@@ -271,11 +315,8 @@ class SqlMessageStore:
             if not changes:
                 return []
             await self._set_statuses(conn, final, at)
-            await conn.execute(
-                sa.insert(status_history),
-                history_rows(c for cs in changes.values() for c in cs),
-            )
-            moved = await conn.execute(sa.select(*_MESSAGE_COLUMNS).where(self._db.one_of(messages.c.message_id, changes)))
+            await conn.execute(_INSERT_HISTORY, history_rows(c for cs in changes.values() for c in cs))
+            moved = await conn.execute(self._sql.messages_in, {"ids": list(changes)})
             result = [(m, changes[m.message_id]) for m in map(_message, moved)]
             await advance_read_cursors(conn, result, at=at)  # a READ moves the reader's cursor (API v2)
             await write_outbox(conn, outbox_rows(((m.conversation_id, m.sender, c) for m, cs in result for c in cs), traces))
@@ -284,24 +325,9 @@ class SqlMessageStore:
     async def _set_statuses(
         self, conn: Any, final: dict[tuple[str, str, str], tuple[DeliveryStatus, str | None]], at: datetime
     ) -> None:
-        d = deliveries
-        if self._db.is_sqlite:
-            await conn.execute(
-                sa.update(d)
-                .where(
-                    d.c.message_id == sa.bindparam("m"),
-                    d.c.username == sa.bindparam("u"),
-                    d.c.channel == sa.bindparam("c"),
-                )
-                .values(status=sa.bindparam("s"), updated_at=at, error=sa.bindparam("e")),
-                [{"m": m, "u": u, "c": c, "s": s.value, "e": e} for (m, u, c), (s, e) in final.items()],
-            )
-            return
-        # PostgreSQL: one UPDATE ... FROM unnest(...) for the batch, not one execution per row
-        rows = [(m, u, c, s.value, e) for (m, u, c), (s, e) in final.items()]
-        new = self._db.key_table([d.c.message_id, d.c.username, d.c.channel, d.c.status, d.c.error], rows)
-        await conn.execute(
-            sa.update(d)
-            .where(d.c.message_id == new.c.k0, d.c.username == new.c.k1, d.c.channel == new.c.k2)
-            .values(status=new.c.k3, updated_at=at, error=new.c.k4)
-        )
+        if self._sql.postgres:
+            m, u, c, s, e = zip(*((m, u, c, s.value, e) for (m, u, c), (s, e) in final.items()), strict=True)
+            params: Any = {"m": list(m), "u": list(u), "c": list(c), "s": list(s), "e": list(e), "now": at}
+        else:
+            params = [{"m": m, "u": u, "c": c, "s": s.value, "e": e, "now": at} for (m, u, c), (s, e) in final.items()]
+        await conn.execute(self._sql.set_statuses, params)

@@ -12,6 +12,14 @@ from chat4all.adapters.sql.schema import conversation_members
 from chat4all.domain.models import Message, StatusChange
 from chat4all.domain.status import DeliveryStatus
 
+_m = conversation_members
+# built once, executed with parameters (see adapters/sql/messages.py)
+_ADVANCE = (
+    sa.update(_m)
+    .where(_m.c.conversation_id == sa.bindparam("cid"), _m.c.username == sa.bindparam("u"), _m.c.read_up_to < sa.bindparam("seq"))
+    .values(read_up_to=sa.bindparam("seq"), changed_at=sa.bindparam("now"))
+)
+
 
 def message_kind(payload: dict[str, Any]) -> str:
     """A system message (a change of the conversation) carries a payload of type ``system``."""
@@ -31,14 +39,4 @@ async def advance_read_cursors(
                 highest[key] = max(highest.get(key, 0), message.sequence_number)
     if not highest:
         return
-    m = conversation_members
-    await conn.execute(
-        sa.update(m)
-        .where(
-            m.c.conversation_id == sa.bindparam("cid"),
-            m.c.username == sa.bindparam("u"),
-            m.c.read_up_to < sa.bindparam("seq"),
-        )
-        .values(read_up_to=sa.bindparam("seq"), changed_at=at),
-        [{"cid": c, "u": u, "seq": seq} for (c, u), seq in sorted(highest.items())],
-    )
+    await conn.execute(_ADVANCE, [{"cid": c, "u": u, "seq": seq, "now": at} for (c, u), seq in sorted(highest.items())])

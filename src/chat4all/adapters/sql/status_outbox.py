@@ -16,6 +16,7 @@ one delivery's events reach the log in the order they happened.
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from chat4all import failpoints
-from chat4all.adapters.sql.database import Database
+from chat4all.adapters.sql.database import Database, in_param
 from chat4all.adapters.sql.schema import status_outbox
 from chat4all.domain.events import StatusEvent
 from chat4all.domain.models import StatusChange
@@ -35,6 +36,21 @@ _RELAY_LOCK = 0x6334_612D_6F75_7462
 _PASSES: weakref.WeakKeyDictionary[Database, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 Publish = Callable[[Sequence[tuple[str, bytes]]], Awaitable[None]]
+
+# built once, executed with parameters (see adapters/sql/messages.py)
+_INSERT = sa.insert(status_outbox)
+_TRY_RELAY_LOCK = sa.select(sa.func.pg_try_advisory_xact_lock(_RELAY_LOCK))
+_OLDEST: sa.Select[Any] = (
+    sa.select(status_outbox.c.id, status_outbox.c.key, status_outbox.c.value)
+    .order_by(status_outbox.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+
+
+@functools.cache
+def _delete(*, postgres: bool) -> sa.Delete:
+    """Deletes the rows of :ids."""
+    return sa.delete(status_outbox).where(in_param(status_outbox.c.id, "ids", postgres=postgres))
 
 
 def outbox_rows(
@@ -63,7 +79,7 @@ def outbox_rows(
 
 async def write_outbox(conn: Any, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await conn.execute(sa.insert(status_outbox), rows)
+        await conn.execute(_INSERT, rows)
 
 
 class SqlStatusOutbox:
@@ -81,29 +97,25 @@ class SqlStatusOutbox:
     async def _relay_postgres(self, publish: Publish, limit: int) -> int:
         async with self._db.write() as conn:
             # another process's relay holds it: that one is publishing, in order
-            if not (await conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(_RELAY_LOCK)))).scalar():
+            if not (await conn.execute(_TRY_RELAY_LOCK)).scalar():
                 return 0
-            rows = (await conn.execute(self._oldest(limit))).all()
+            rows = (await conn.execute(_OLDEST, {"limit": limit})).all()
             if not rows:
                 return 0
             await self._publish(publish, rows)
-            await conn.execute(sa.delete(status_outbox).where(self._db.one_of(status_outbox.c.id, [r.id for r in rows])))
+            await conn.execute(_delete(postgres=True), {"ids": [r.id for r in rows]})
         return len(rows)
 
     async def _relay_sqlite(self, publish: Publish, limit: int) -> int:
         # the write lock is not held while publishing: the embedded log appends to this database
         async with self._db.read() as conn:
-            rows = (await conn.execute(self._oldest(limit))).all()
+            rows = (await conn.execute(_OLDEST, {"limit": limit})).all()
         if not rows:
             return 0
         await self._publish(publish, rows)
         async with self._db.write() as conn:
-            await conn.execute(sa.delete(status_outbox).where(self._db.one_of(status_outbox.c.id, [r.id for r in rows])))
+            await conn.execute(_delete(postgres=False), {"ids": [r.id for r in rows]})
         return len(rows)
-
-    @staticmethod
-    def _oldest(limit: int) -> sa.Select[Any]:
-        return sa.select(status_outbox.c.id, status_outbox.c.key, status_outbox.c.value).order_by(status_outbox.c.id).limit(limit)
 
     @staticmethod
     async def _publish(publish: Publish, rows: Sequence[sa.Row[Any]]) -> None:
