@@ -49,12 +49,16 @@ def _asyncpg_dsn(url: str) -> str:
     return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def _create(admin: str, name: str) -> str:
+async def _admin(admin: str, statement: str) -> None:
     conn = await asyncpg.connect(_asyncpg_dsn(admin))
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def _create(admin: str, name: str) -> str:
+    await _admin(admin, f'CREATE DATABASE "{name}"')
     url = sa.make_url(admin).set(database=name).render_as_string(hide_password=False)
     db = Database(url)
     try:
@@ -65,11 +69,7 @@ async def _create(admin: str, name: str) -> str:
 
 
 async def _drop(admin: str, name: str) -> None:
-    conn = await asyncpg.connect(_asyncpg_dsn(admin))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _measure(url: str, *, messages: int, batch: int, garbage_calls: int) -> dict[str, float]:
