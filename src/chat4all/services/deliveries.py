@@ -8,9 +8,10 @@ queue (``services/dead_letters.py``). Forward only: the store's guarded update i
 repeated receipts. Every change is recorded in the history and, in the same transaction, in the
 status outbox (the store writes both); the outbox relay appends the StatusEvents to the log.
 Creation is the exception: the router appends the SENT events itself once the batch is stored
-(``log_created``, before it pushes them), because its input is already an outbox: the batch's log offsets are
-committed only after that append, so a crash before it replays the batch, and a replayed
-message's SENT events are appended again. The sender's sockets are shown a status frame.
+(``log_created``, before it pushes the messages), because its input is already an outbox: the
+batch's log offsets are committed only after that append, so a crash before it replays the
+batch, and a replayed message's SENT events are appended again. The sender's sockets are shown
+a status frame.
 """
 
 from __future__ import annotations
