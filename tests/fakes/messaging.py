@@ -25,6 +25,7 @@ class FakeConversationStore:
         self.conversations: dict[str, Conversation] = {}
         self.last_seq: dict[str, int] = {}
         self._private: dict[str, str] = {}
+        self.batch_reads = 0  # get_conversations calls (tests count the store's reads)
 
     async def create_conversation(self, conversation: Conversation, *, private_key: str | None) -> Conversation:
         if private_key is not None and private_key in self._private:
@@ -44,7 +45,7 @@ class FakeConversationStore:
         return self.conversations.get(conversation_id)
 
     async def get_conversations(self, conversation_ids: Sequence[str]) -> dict[str, Conversation]:
-        self.batch_reads = getattr(self, "batch_reads", 0) + 1
+        self.batch_reads += 1
         return {i: self.conversations[i] for i in conversation_ids if i in self.conversations}
 
     async def list_conversations(

@@ -27,6 +27,6 @@ async def test_cache_misses_at_the_same_moment_are_one_store_read(
     found = await asyncio.gather(*(service.find(c) for c in [*ids, ids[0], unknown]))
 
     assert [c.conversation_id if c else None for c in found] == [*ids, ids[0], None]
-    assert world.conversations.batch_reads == 1  # type: ignore[attr-defined]
+    assert world.conversations.batch_reads == 1
     assert (await service.find(ids[7])) is found[7]  # cached: no read
-    assert world.conversations.batch_reads == 1  # type: ignore[attr-defined]
+    assert world.conversations.batch_reads == 1
