@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from chat4all.adapters.sql import schema
+from chat4all.adapters.sql import schema, sqlite_driver
 from chat4all.domain.errors import Unavailable
 from chat4all.observability.logging import get_logger
 
@@ -77,7 +77,10 @@ class Database:
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
+            # one trip to aiosqlite's thread per statement (see sqlite_driver)
             kwargs["connect_args"] = {"timeout": 30}
+            if sa.engine.make_url(url).get_driver_name() == "aiosqlite":
+                kwargs["module"] = sqlite_driver.DBAPI
         else:
             # no pre-ping: it costs a round trip per checkout. After a server restart the first
             # statement on each stale connection fails (503, the caller retries) and the pool
@@ -288,4 +291,5 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         immediate = conn.get_execution_options().get("sqlite_begin_immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # run on the thread together with the transaction's first statement
+        conn.connection.dbapi_connection.begin("BEGIN IMMEDIATE" if immediate else "BEGIN")  # type: ignore[union-attr]
