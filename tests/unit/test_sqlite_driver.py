@@ -5,7 +5,7 @@ before (atomic, isolated, the write lock taken at the first statement and releas
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,24 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
-def _other_connection(db: Database) -> sqlite3.Connection:
+@pytest.fixture
+def other(db: Database) -> Iterator[sqlite3.Connection]:
+    """A second connection to the same file, not waiting for locks."""
     path = sa.make_url(db.url).database
     assert path
-    return sqlite3.connect(path, timeout=0, isolation_level=None)
+    connection = sqlite3.connect(path, timeout=0, isolation_level=None)
+    yield connection
+    connection.close()
+
+
+def _write_lock_is_free(other: sqlite3.Connection) -> bool:
+    try:
+        other.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        assert "locked" in str(exc)
+        return False
+    other.execute("ROLLBACK")
+    return True
 
 
 async def test_a_read_is_one_trip_and_its_end_another(db: Database, trips: list[str]) -> None:
@@ -71,7 +85,7 @@ async def test_a_block_that_ran_nothing_costs_no_trip(db: Database, trips: list[
     assert trips == []
 
 
-async def test_a_failed_statement_rolls_back_the_whole_transaction(db: Database) -> None:
+async def test_a_failed_statement_rolls_back_the_whole_transaction(db: Database, other: sqlite3.Connection) -> None:
     with pytest.raises(Unavailable):  # an OperationalError (no such table), as before this adapter
         async with db.write() as conn:
             await conn.execute(sa.text("INSERT INTO t (a, b) VALUES (1, 'x')"))
@@ -82,36 +96,23 @@ async def test_a_failed_statement_rolls_back_the_whole_transaction(db: Database)
             await conn.execute(sa.text("INSERT INTO t (a, b) VALUES (2, 'again')"))
     async with db.read() as conn:
         assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar_one() == 0
-    other = _other_connection(db)
-    try:
-        other.execute("BEGIN IMMEDIATE")  # no transaction was left open holding the write lock
-        other.execute("ROLLBACK")
-    finally:
-        other.close()
+    assert _write_lock_is_free(other)  # no transaction was left open holding it
 
 
-async def test_a_write_holds_the_write_lock_from_its_first_statement_to_its_end(db: Database) -> None:
-    other = _other_connection(db)
-    try:
-        async with db.write() as conn:
-            await conn.execute(sa.text("SELECT 1"))  # BEGIN IMMEDIATE ran with it, not deferred to the INSERT
-            with pytest.raises(sqlite3.OperationalError, match="locked"):
-                other.execute("BEGIN IMMEDIATE")
-            await conn.execute(sa.text("INSERT INTO t (a, b) VALUES (1, 'x')"))
-        other.execute("BEGIN IMMEDIATE")
-        other.execute("ROLLBACK")
-    finally:
-        other.close()
+async def test_a_write_holds_the_write_lock_from_its_first_statement_to_its_end(
+    db: Database, other: sqlite3.Connection
+) -> None:
+    async with db.write() as conn:
+        await conn.execute(sa.text("SELECT 1"))  # BEGIN IMMEDIATE ran with it, not deferred to the INSERT
+        assert not _write_lock_is_free(other)
+        await conn.execute(sa.text("INSERT INTO t (a, b) VALUES (1, 'x')"))
+    assert _write_lock_is_free(other)
 
 
-async def test_the_statements_of_a_read_see_one_snapshot(db: Database) -> None:
-    other = _other_connection(db)
-    try:
-        async with db.read() as conn:
-            assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar_one() == 0
-            other.execute("INSERT INTO t (a, b) VALUES (1, 'x')")  # committed meanwhile
-            assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar_one() == 0
-        async with db.read() as conn:
-            assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar_one() == 1
-    finally:
-        other.close()
+async def test_the_statements_of_a_read_see_one_snapshot(db: Database, other: sqlite3.Connection) -> None:
+    async with db.read() as conn:
+        assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar_one() == 0
+        other.execute("INSERT INTO t (a, b) VALUES (1, 'x')")  # committed meanwhile
+        assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar_one() == 0
+    async with db.read() as conn:
+        assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar_one() == 1
