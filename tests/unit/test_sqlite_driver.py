@@ -64,7 +64,7 @@ async def test_a_read_is_one_trip_and_its_end_another(db: Database, trips: list[
     async with db.read() as conn:
         rows = (await conn.execute(sa.text("SELECT a FROM t"))).all()
     assert rows == []
-    assert trips == ["_run", "_end"]
+    assert trips == ["_run", "_finish"]
 
 
 async def test_a_write_is_a_trip_per_statement_and_one_for_the_commit(db: Database, trips: list[str]) -> None:
@@ -72,7 +72,7 @@ async def test_a_write_is_a_trip_per_statement_and_one_for_the_commit(db: Databa
         await conn.execute(sa.text("INSERT INTO t (a, b) VALUES (1, 'x')"))
         result = await conn.execute(sa.text("INSERT INTO t (a, b) VALUES (:a, :b)"), [{"a": 2, "b": "y"}, {"a": 3, "b": "z"}])
         assert result.rowcount == 2
-    assert trips == ["_run", "_run", "_end"]
+    assert trips == ["_run", "_run", "_finish"]
     async with db.read() as conn:
         assert (await conn.execute(sa.text("SELECT a, b FROM t ORDER BY a"))).all() == [(1, "x"), (2, "y"), (3, "z")]
 
@@ -116,3 +116,11 @@ async def test_the_statements_of_a_read_see_one_snapshot(db: Database, other: sq
         assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar_one() == 0
     async with db.read() as conn:
         assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar_one() == 1
+
+
+async def test_a_server_side_cursor_runs_inside_the_transaction(db: Database, other: sqlite3.Connection) -> None:
+    async with db.write() as conn:
+        result = await conn.stream(sa.text("SELECT a FROM t"))  # SQLAlchemy's own cursor: its BEGIN runs first
+        assert [row async for row in result] == []
+        assert not _write_lock_is_free(other)
+    assert _write_lock_is_free(other)

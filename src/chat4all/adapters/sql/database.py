@@ -77,9 +77,8 @@ class Database:
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
-            # one trip to aiosqlite's thread per statement (see sqlite_driver)
             kwargs["connect_args"] = {"timeout": 30}
-            if sa.engine.make_url(url).get_driver_name() == "aiosqlite":
+            if sa.engine.make_url(url).get_driver_name() == "aiosqlite":  # one trip per statement
                 kwargs["module"] = sqlite_driver.DBAPI
         else:
             # no pre-ping: it costs a round trip per checkout. After a server restart the first

@@ -12,7 +12,9 @@ read-only block already ended) costs no trip. The thread reports after each trip
 transaction is open; after a failure it is assumed open, so that the rollback is never skipped.
 
 Used through ``DBAPI``: ``create_async_engine(url, module=DBAPI)`` with a ``sqlite+aiosqlite``
-URL. Server-side cursors keep SQLAlchemy's own (a trip per step).
+URL. Server-side cursors keep SQLAlchemy's own (a trip per step). It calls aiosqlite's
+``Connection._execute`` (as SQLAlchemy's own adapter uses its ``_tx`` queue); every SQLite test
+goes through it.
 """
 
 from __future__ import annotations
@@ -53,7 +55,11 @@ def _run(
         cursor.close()
 
 
-def _end(connection: aiosqlite.Connection, commit: bool) -> None:
+def _begin(connection: aiosqlite.Connection, begin: str) -> None:
+    connection._conn.execute(begin).close()
+
+
+def _finish(connection: aiosqlite.Connection, commit: bool) -> None:
     db: sqlite3.Connection = connection._conn
     if commit:
         db.commit()
@@ -117,7 +123,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             conn._handle_exception(error)
         conn.in_transaction = in_transaction
         self._description = description
-        self._rows = collections.deque(rows) if rows else collections.deque()
+        self._rows = collections.deque(rows or ())
         self._rowcount = rowcount
         self._lastrowid = lastrowid
 
@@ -144,7 +150,10 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         self.pending_begin = statement
 
     def cursor(self, server_side: bool = False) -> Any:
-        if server_side:
+        if server_side:  # SQLAlchemy's own, a trip per step: the BEGIN cannot ride with its statement
+            if self.pending_begin is not None:
+                begin, self.pending_begin = self.pending_begin, None
+                await_(self._connection._execute(_begin, self._connection, begin))
             self.in_transaction = True  # its steps bypass the bookkeeping: never skip an end
         return super().cursor(server_side)
 
@@ -159,9 +168,8 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         if not self.in_transaction or not self._connection._connection:
             return
         try:
-            await_(self._connection._execute(_end, self._connection, commit))
+            await_(self._connection._execute(_finish, self._connection, commit))
         except Exception as error:  # noqa: BLE001 - the adapter maps it to the DB-API's errors
-            self.in_transaction = True
             self._handle_exception(error)
         self.in_transaction = False
 
